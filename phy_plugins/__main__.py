@@ -1,0 +1,7 @@
+"""``python -m phy_plugins`` runs the ``phy-plugins`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

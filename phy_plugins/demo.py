@@ -1,0 +1,90 @@
+"""``phy-plugins demo``: a generated dataset, bombcell, plugin exports, and phy with all plugins."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from . import PLUGIN_CLASS_NAMES
+
+#: Per-plugin preparation steps run by ``--no-gui`` and before the GUI opens:
+#: ``(label, "module:function")``, each called as ``function(ks_dir) -> str`` (a summary line).
+DEMO_STEPS = (
+    ("bombcell classification reasons", "phy_plugins.classification_reason.demo:prepare"),
+    ("UnitRefine model and predictions", "phy_plugins.unitrefine.demo:prepare"),
+    ("offline merge suggestions", "phy_plugins.vlm_merge.demo:prepare"),
+)
+
+
+def _resolve(target: str) -> Callable:
+    mod, func = target.split(":")
+    return getattr(importlib.import_module(mod), func)
+
+
+def prepare_demo(out_dir: Path, *, seed: int = 0, preset: str = "small",
+                 log: Callable[[str], None] = print) -> Path:
+    """Generate the dataset if absent, run bombcell if not done, then each plugin's export."""
+    from .core.bombcell_run import run_bombcell
+    from .core.synthetic import generate_dataset
+
+    out_dir = Path(out_dir).resolve()
+    if (out_dir / "params.py").exists() and not (out_dir / "ground_truth.json").exists():
+        log(f"using the existing Kilosort folder {out_dir}")
+    else:
+        log(f"[1/3] dataset: {out_dir} ({preset}, seed {seed})")
+        shown = [-1]
+
+        def progress(frac: float, text: str) -> None:
+            pct = int(frac * 20) * 5
+            if pct != shown[0]:
+                shown[0] = pct
+                print(f"\r      {text} {pct:3d}%", end="", file=sys.stderr, flush=True)
+
+        generate_dataset(out_dir, preset=preset, seed=seed, progress=progress)
+        print(file=sys.stderr)
+    if not (out_dir / "bombcell" / "templates._bc_qMetrics.parquet").exists():
+        log("[2/3] running bombcell (about 10 s)")
+        run_bombcell(out_dir)
+    else:
+        log("[2/3] bombcell results present")
+    log("[3/3] plugin exports")
+    for label, target in DEMO_STEPS:
+        try:
+            summary = _resolve(target)(out_dir)
+            log(f"      {label}: {summary}")
+        except Exception as exc:  # noqa: BLE001 - one failing step must not stop the demo
+            log(f"      {label}: FAILED ({type(exc).__name__}: {exc})")
+    return out_dir
+
+
+def run_demo_gui(ks_dir: Path, *, screenshot: str | None = None) -> int:
+    """Open phy's TemplateGUI with all four plugins; with ``screenshot``, save a PNG and exit."""
+    if screenshot and not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # no X server: render the Qt widgets offscreen
+    from phy.gui.qt import run_app
+
+    from . import all_plugins  # noqa: F401 - registers the plugin classes
+    from .core.phy_session import close_phy, open_phy, process_events
+    from .core.phy_session import screenshot as grab
+
+    config_dir = ks_dir / ".phy-plugins-demo-config"  # keeps the user's ~/.phy untouched
+    controller, gui = open_phy(ks_dir, plugins=list(PLUGIN_CLASS_NAMES), config_dir=config_dir,
+                               size=(1600, 1000))
+    try:
+        sup = controller.supervisor
+        ids = sup.clustering.cluster_ids
+        if len(ids):
+            sup.select([int(ids[0])])
+            process_events(1.0)
+        if screenshot:
+            path = grab(gui, screenshot)
+            print(f"screenshot written: {path}")
+            return 0
+        print("phy is open; close its window to finish.")
+        run_app()
+        return 0
+    finally:
+        close_phy(controller, gui)

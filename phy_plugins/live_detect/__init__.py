@@ -1,0 +1,11 @@
+"""Live threshold spike detection over the raw traces, in a phy dock view.
+
+The engine (config, detector, noise, metrics, settings, sources, session, matching) is pure
+Python/numpy/numba; only ``view`` and ``plugin`` import Qt.
+"""
+
+from .config import ThresholdConfig
+from .detector import EventBatch, StreamingDetector
+from .offline import detect
+
+__all__ = ["EventBatch", "StreamingDetector", "ThresholdConfig", "detect"]

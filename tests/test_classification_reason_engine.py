@@ -1,0 +1,245 @@
+"""Rules engine: agreement with bombcell's own classifier, and the reason semantics."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from phy_plugins.classification_reason.engine import EMPTY_TEXT, GOOD_TEXT, MISMATCH, evaluate
+from phy_plugins.classification_reason.rules import AND_GROUP_PARAMS, BACKCOMPAT_VALUES, RULES, SWITCHES
+
+bc_qm = pytest.importorskip("bombcell.quality_metrics")
+bc_defaults = pytest.importorskip("bombcell.default_parameters")
+
+METRICS = sorted({r.metric for r in RULES} | {"nSpikes"})
+BASE_PARAM = bc_defaults.get_default_parameters("/nonexistent-ks", kilosort_version=4)
+
+
+def bombcell_labels(param: dict, metrics) -> np.ndarray:
+    """bombcell's own labels (its prints and warnings silenced)."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bc_qm.get_quality_unit_type(dict(param), metrics)[1]
+
+
+def _threshold_for(metric: str, param: dict) -> float:
+    thr = [param[r.param] for r in RULES if r.metric == metric and r.param and r.param in param]
+    return float(thr[0]) if thr else 1.0
+
+
+def random_metrics(rng: np.random.Generator, n: int, param: dict) -> dict[str, np.ndarray]:
+    """Metrics spread around each threshold, with NaN, inf and exactly-at-threshold values."""
+    out = {}
+    for m in METRICS:
+        t = _threshold_for(m, param)
+        v = rng.normal(t, abs(t) + 1.0, n)
+        u = rng.random(n)
+        v[u < 0.15] = t
+        v[(u >= 0.15) & (u < 0.25)] = np.nan
+        v[(u >= 0.25) & (u < 0.28)] = np.inf
+        v[(u >= 0.28) & (u < 0.30)] = -np.inf
+        out[m] = v
+    out["nSpikes"] = rng.choice([0, 0, 20, 299, 300, 301, 5000, np.nan], n)
+    out["RPV_status"] = rng.choice([-1, 0, 1, np.nan], n)
+    return out
+
+
+@pytest.mark.parametrize("switches", list(itertools.product([False, True], repeat=len(SWITCHES))))
+def test_every_switch_combination_matches_bombcell(switches):
+    rng = np.random.default_rng(abs(hash(switches)) % 2**32)
+    param = dict(BASE_PARAM, **dict(zip(SWITCHES, switches, strict=True)))
+    metrics = random_metrics(rng, 300, param)
+    expected = bombcell_labels(param, metrics)
+    ev = evaluate(metrics, param)
+    np.testing.assert_array_equal(ev.label, expected)
+    # the same through a DataFrame, as read from the parquet
+    ev_df = evaluate(pd.DataFrame(metrics), param)
+    np.testing.assert_array_equal(ev_df.label, expected)
+
+
+_value = st.one_of(
+    st.sampled_from([np.nan, np.inf, -np.inf, 0.0]),
+    st.floats(-1e4, 1e4, allow_nan=False),
+    st.sampled_from(["at", "just_above", "just_below"]),
+)
+
+
+@st.composite
+def tables(draw):
+    switches = draw(st.tuples(*[st.booleans()] * len(SWITCHES)))
+    param = dict(BASE_PARAM, **dict(zip(SWITCHES, switches, strict=True)))
+    # older or partial parameter files: bombcell fills them, so must we
+    for key in draw(st.lists(st.sampled_from(sorted(BACKCOMPAT_VALUES)), max_size=4, unique=True)):
+        param.pop(key, None)
+    n = draw(st.integers(1, 12))
+    metrics = {}
+    for m in METRICS:
+        t = _threshold_for(m, param)
+        col = []
+        for v in draw(st.lists(_value, min_size=n, max_size=n)):
+            if v == "at":
+                v = t
+            elif v == "just_above":
+                v = np.nextafter(t, np.inf)
+            elif v == "just_below":
+                v = np.nextafter(t, -np.inf)
+            col.append(v)
+        metrics[m] = np.array(col, dtype=float)
+    metrics["nSpikes"] = np.array(draw(st.lists(st.sampled_from([0.0, 30.0, 299.0, 300.0, 1e4]),
+                                                min_size=n, max_size=n)))
+    if draw(st.booleans()):
+        metrics["RPV_status"] = np.array(draw(st.lists(st.sampled_from([-1.0, 0.0, 1.0]), min_size=n, max_size=n)))
+    return param, metrics
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables())
+def test_property_labels_equal_bombcell(table):
+    param, metrics = table
+    expected = bombcell_labels(param, metrics)
+    ev = evaluate(metrics, param, saved_labels=expected)
+    np.testing.assert_array_equal(ev.label, expected)
+    assert (ev.status == "ok").all()
+    # the main reason's class is the label (or EMPTY), and names a rule the unit really failed
+    for i in range(len(ev)):
+        cls = ev.main_reason[i].split(":", 1)[0]
+        assert cls == (expected[i] or "EMPTY")
+        if expected[i] not in ("", "GOOD"):
+            assert ev.main[i] >= 0 and ev.candidate_fails[i, ev.main[i]]
+
+
+def _one_unit(**over) -> dict[str, np.ndarray]:
+    """A clean GOOD unit under the default param, with overrides."""
+    good = dict(nPeaks=1, nTroughs=1, waveformDuration_peakTrough=500, waveformBaselineFlatness=0.1,
+                scndPeakToTroughRatio=0.2, spatialDecaySlope=0.05, troughToPeak2Ratio=10,
+                mainPeak_before_width=10, mainTrough_width=10, peak1ToPeak2Ratio=1,
+                mainPeakToTroughRatio=0.3, percentageSpikesMissing_gaussian=5, nSpikes=2000,
+                fractionRPVs_estimatedTauR=0.01, presenceRatio=0.95, rawAmplitude=80, signalToNoiseRatio=10,
+                maxDriftEstimate=10, isolationDistance=50, Lratio=0.05, RPV_status=1)
+    good.update(over)
+    return {k: np.array([v], dtype=float) for k, v in good.items()}
+
+
+P = dict(BASE_PARAM, extractRaw=True, computeSpatialDecay=True, spDecayLinFit=False)
+
+
+def _reason(param=P, **over) -> str:
+    return evaluate(_one_unit(**over), param).main_reason[0]
+
+
+def test_reason_strings_use_seed_vocabulary():
+    assert _reason() == GOOD_TEXT
+    assert _reason(fractionRPVs_estimatedTauR=0.32) == "MUA: fractionRPVs_estimatedTauR>maxRPVviolations"
+    assert _reason(nPeaks=4) == "NOISE: nPeaks>maxNPeaks"
+    assert _reason(mainPeakToTroughRatio=0.9) == (
+        "NON-SOMA: mainPeakToTroughRatio>maxMainPeakToTroughRatio_nonSomatic")
+    assert _reason(nSpikes=0) == EMPTY_TEXT
+    assert _reason(nPeaks=np.nan).startswith("NOISE: nPeaks is NaN")
+
+
+def test_strict_comparisons_and_nan_never_fails():
+    assert _reason(fractionRPVs_estimatedTauR=P["maxRPVviolations"]) == GOOD_TEXT
+    assert _reason(fractionRPVs_estimatedTauR=np.nan, presenceRatio=np.nan) == GOOD_TEXT
+
+
+def test_main_reason_is_furthest_past_threshold_relative():
+    # RPV 0.32 is 220% past 0.1; presence 0.2 is 71% below 0.7 -> RPV wins
+    ev = evaluate(_one_unit(fractionRPVs_estimatedTauR=0.32, presenceRatio=0.2), P)
+    assert ev.main_reason[0] == "MUA: fractionRPVs_estimatedTauR>maxRPVviolations"
+    assert ev.main_key[0] == "maxRPVviolations"
+    ev = evaluate(_one_unit(fractionRPVs_estimatedTauR=0.12, presenceRatio=0.2), P)
+    assert ev.main_reason[0] == "MUA: presenceRatio<minPresenceRatio"
+    assert ev.all_reasons[0] == ("MUA: fractionRPVs_estimatedTauR>maxRPVviolations (0.12>0.1) | "
+                                 "MUA: presenceRatio<minPresenceRatio (0.2<0.7)")
+    assert ev.n_failed[0] == 2
+
+
+def test_non_soma_keeps_hidden_mua_failures():
+    ev = evaluate(_one_unit(mainPeakToTroughRatio=1.2, nSpikes=100), P)
+    assert ev.label[0] == "NON-SOMA"
+    assert ev.main_reason[0].startswith("NON-SOMA: mainPeakToTroughRatio")
+    assert "MUA: nSpikes<minNumSpikes (100<300)" in ev.all_reasons[0]
+    assert ev.block_fails("MUA")[0] == 1 and ev.block_fails("NON-SOMA")[0] == 1
+    split = dict(P, splitGoodAndMua_NonSomatic=True)
+    ev = evaluate(_one_unit(mainPeakToTroughRatio=1.2, nSpikes=100), split)
+    assert ev.label[0] == "NON-SOMA MUA"
+    assert ev.main_reason[0].startswith("NON-SOMA MUA: mainPeakToTroughRatio")
+
+
+def test_and_group_needs_all_four_members():
+    members = dict(troughToPeak2Ratio=1, mainPeak_before_width=1, mainTrough_width=1, peak1ToPeak2Ratio=10)
+    three = dict(list(members.items())[:3])
+    assert evaluate(_one_unit(**three), P).label[0] == "GOOD"
+    ev = evaluate(_one_unit(**members), P)
+    assert ev.label[0] == "NON-SOMA"
+    assert " & " in ev.main_reason[0] and ev.main_key[0] == "nonSomaticAndGroup"
+
+
+def test_raw_gate_and_uncertain_rpv():
+    # rawAmplitude NaN skips the SNR rule too
+    assert _reason(rawAmplitude=np.nan, signalToNoiseRatio=1) == GOOD_TEXT
+    assert _reason(rawAmplitude=80, signalToNoiseRatio=1) == "MUA: signalToNoiseRatio<minSNR"
+    keep = dict(P, keepUncertainRPVUnits=True)
+    assert _reason(keep, fractionRPVs_estimatedTauR=0.5, RPV_status=0) == GOOD_TEXT
+    assert _reason(keep, fractionRPVs_estimatedTauR=0.5, RPV_status=-1).startswith("MUA")
+
+
+def test_switched_off_rules_are_not_evaluated():
+    off = dict(P, extractRaw=False, computeSpatialDecay=False)
+    ev = evaluate(_one_unit(rawAmplitude=5, spatialDecaySlope=-1), off)
+    assert ev.label[0] == "GOOD"
+    rows = {r["rule"]: r for r in ev.rule_rows(0)}
+    assert rows["rawAmplitude<minAmplitude"]["state"] == "not evaluated"
+    assert "extractRaw=False" in rows["rawAmplitude<minAmplitude"]["flip"]
+
+
+def test_rule_rows_show_distance_to_flip():
+    ev = evaluate(_one_unit(fractionRPVs_estimatedTauR=0.32), P, cluster_ids=[42])
+    rows = {r["rule"]: r for r in ev.rule_rows(42)}
+    rpv = rows["fractionRPVs_estimatedTauR>maxRPVviolations"]
+    assert rpv["state"] == "FAIL" and rpv["threshold"] == 0.1
+    assert "0.22 away" in rpv["flip"] and "220%" in rpv["flip"]
+    pr = rows["presenceRatio<minPresenceRatio"]
+    assert pr["state"] == "pass" and pr["flip"].startswith("fails if < 0.7")
+
+
+def test_disagreement_with_saved_label_is_reported_not_explained():
+    ev = evaluate(_one_unit(), P, saved_labels=["MUA"])
+    assert ev.status[0] == "mismatch"
+    assert ev.main_reason[0].startswith(f"{MISMATCH}: bombcell saved 'MUA'")
+    assert any("differs" in n for n in ev.notes)
+
+
+def test_missing_columns_and_params_are_reported():
+    metrics = _one_unit(fractionRPVs_estimatedTauR=0.5)
+    del metrics["presenceRatio"]
+    param = dict(P)
+    del param["maxNPeaks"]  # no back-compat value: bombcell raises KeyError here
+    ev = evaluate(metrics, param, saved_labels=["MUA"])
+    assert ev.label[0] == "MUA" and ev.status[0] == "ok"
+    assert "nPeaks>maxNPeaks" in ev.missing_rules and "presenceRatio<minPresenceRatio" in ev.missing_rules
+    assert any("not evaluated" in n for n in ev.notes)
+    # a unit the missing rules would have decided gets no invented reason
+    ev = evaluate(_one_unit(), param, saved_labels=["NOISE"])
+    assert ev.status[0] == "undetermined"
+    assert ev.main_reason[0].startswith("NOISE: reason not determined") and "nPeaks>maxNPeaks" in ev.main_reason[0]
+    ev = evaluate(_one_unit(), param)
+    assert ev.main_reason[0].startswith("GOOD: passed all evaluated thresholds")
+
+
+@pytest.mark.parametrize("drop", [AND_GROUP_PARAMS[:2], AND_GROUP_PARAMS, ("spDecayLinFit",)])
+def test_old_param_files_filled_like_bombcell(drop):
+    rng = np.random.default_rng(3)
+    param = {k: v for k, v in P.items() if k not in drop}
+    metrics = random_metrics(rng, 400, P)
+    ev = evaluate(metrics, param)
+    np.testing.assert_array_equal(ev.label, bombcell_labels(param, metrics))
+    assert any("back-compatibility" in n for n in ev.notes)
