@@ -62,8 +62,15 @@ def prepare_demo(out_dir: Path, *, seed: int = 0, preset: str = "small",
 
 def run_demo_gui(ks_dir: Path, *, screenshot: str | None = None) -> int:
     """Open phy's TemplateGUI with all four plugins; with ``screenshot``, save a PNG and exit."""
-    if screenshot and not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # no X server: render the Qt widgets offscreen
+    headless = not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith(
+        "linux")
+    if headless and not os.environ.get("QT_QPA_PLATFORM"):
+        # no screen: render offscreen (OpenGL views stay blank; use xvfb-run for their pixels)
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        if not screenshot:
+            screenshot = str(ks_dir / "phy-plugins-demo.png")
+            print("no display found: writing a screenshot instead of opening a window "
+                  "(run under xvfb-run, or on a desktop, to interact with phy)")
     from phy.gui.qt import run_app
 
     from . import all_plugins  # noqa: F401 - registers the plugin classes
@@ -72,7 +79,7 @@ def run_demo_gui(ks_dir: Path, *, screenshot: str | None = None) -> int:
 
     config_dir = ks_dir / ".phy-plugins-demo-config"  # keeps the user's ~/.phy untouched
     controller, gui = open_phy(ks_dir, plugins=list(PLUGIN_CLASS_NAMES), config_dir=config_dir,
-                               size=(1600, 1000))
+                               size=(2400, 1350) if screenshot else None)
     try:
         sup = controller.supervisor
         ids = sup.clustering.cluster_ids

@@ -35,19 +35,35 @@ def _threshold_for(metric: str, param: dict) -> float:
     return float(thr[0]) if thr else 1.0
 
 
-def random_metrics(rng: np.random.Generator, n: int, param: dict) -> dict[str, np.ndarray]:
-    """Metrics spread around each threshold, with NaN, inf and exactly-at-threshold values."""
+GOOD_UNIT = dict(nPeaks=1, nTroughs=1, waveformDuration_peakTrough=500, waveformBaselineFlatness=0.1,
+                 scndPeakToTroughRatio=0.2, spatialDecaySlope=0.05, troughToPeak2Ratio=10,
+                 mainPeak_before_width=10, mainTrough_width=10, peak1ToPeak2Ratio=1,
+                 mainPeakToTroughRatio=0.3, percentageSpikesMissing_gaussian=5, nSpikes=2000,
+                 fractionRPVs_estimatedTauR=0.01, presenceRatio=0.95, rawAmplitude=80, signalToNoiseRatio=10,
+                 maxDriftEstimate=10, isolationDistance=50, Lratio=0.05)
+
+
+def random_metrics(rng: np.random.Generator, n: int, param: dict, p_edit: float = 0.06) -> dict[str, np.ndarray]:
+    """Clean units with a few metrics moved to NaN, inf, exactly/just past a threshold, or random.
+
+    Most units fail zero to two rules, so each rule (and its gates/exemptions) often decides a label.
+    """
     out = {}
     for m in METRICS:
         t = _threshold_for(m, param)
-        v = rng.normal(t, abs(t) + 1.0, n)
-        u = rng.random(n)
-        v[u < 0.15] = t
-        v[(u >= 0.15) & (u < 0.25)] = np.nan
-        v[(u >= 0.25) & (u < 0.28)] = np.inf
-        v[(u >= 0.28) & (u < 0.30)] = -np.inf
+        v = np.full(n, float(GOOD_UNIT[m]))
+        edit = rng.random(n) < p_edit
+        kind = rng.integers(0, 7, n)
+        choices = [np.full(n, t), np.nextafter(t, np.inf) + 0 * v, np.nextafter(t, -np.inf) + 0 * v,
+                   np.full(n, np.nan), np.full(n, np.inf), np.full(n, -np.inf), rng.normal(t, abs(t) + 1.0, n)]
+        v = np.where(edit, np.choose(kind, choices), v)
         out[m] = v
-    out["nSpikes"] = rng.choice([0, 0, 20, 299, 300, 301, 5000, np.nan], n)
+    out["rawAmplitude"][rng.random(n) < 0.25] = np.nan  # no raw amplitude: SNR rule skipped too
+    grp = rng.random(n) < 0.1  # the whole non-somatic AND group fails
+    for m, bad in (("troughToPeak2Ratio", 1), ("mainPeak_before_width", 1), ("mainTrough_width", 1),
+                   ("peak1ToPeak2Ratio", 10)):
+        out[m] = np.where(grp & (rng.random(n) < 0.9), bad, out[m])
+    out["nSpikes"] = np.where(rng.random(n) < 0.2, rng.choice([0, 20, 299, 300, 301, np.nan], n), 2000.0)
     out["RPV_status"] = rng.choice([-1, 0, 1, np.nan], n)
     return out
 
@@ -66,9 +82,9 @@ def test_every_switch_combination_matches_bombcell(switches):
 
 
 _value = st.one_of(
-    st.sampled_from([np.nan, np.inf, -np.inf, 0.0]),
+    st.just("good"),
+    st.sampled_from([np.nan, np.inf, -np.inf, 0.0, "at", "just_above", "just_below"]),
     st.floats(-1e4, 1e4, allow_nan=False),
-    st.sampled_from(["at", "just_above", "just_below"]),
 )
 
 
@@ -84,8 +100,10 @@ def tables(draw):
     for m in METRICS:
         t = _threshold_for(m, param)
         col = []
-        for v in draw(st.lists(_value, min_size=n, max_size=n)):
-            if v == "at":
+        for v in draw(st.lists(st.one_of(st.just("good"), st.just("good"), _value), min_size=n, max_size=n)):
+            if v == "good":
+                v = GOOD_UNIT.get(m, t)
+            elif v == "at":
                 v = t
             elif v == "just_above":
                 v = np.nextafter(t, np.inf)
@@ -93,6 +111,11 @@ def tables(draw):
                 v = np.nextafter(t, -np.inf)
             col.append(v)
         metrics[m] = np.array(col, dtype=float)
+    if draw(st.booleans()):  # no raw amplitude (e.g. no gain): the SNR rule is skipped too
+        metrics["rawAmplitude"][:] = np.nan
+    if draw(st.booleans()):  # first unit fails the whole non-somatic AND group
+        metrics["troughToPeak2Ratio"][0], metrics["mainPeak_before_width"][0] = 1, 1
+        metrics["mainTrough_width"][0], metrics["peak1ToPeak2Ratio"][0] = 1, 10
     metrics["nSpikes"] = np.array(draw(st.lists(st.sampled_from([0.0, 30.0, 299.0, 300.0, 1e4]),
                                                 min_size=n, max_size=n)))
     if draw(st.booleans()):
@@ -118,12 +141,7 @@ def test_property_labels_equal_bombcell(table):
 
 def _one_unit(**over) -> dict[str, np.ndarray]:
     """A clean GOOD unit under the default param, with overrides."""
-    good = dict(nPeaks=1, nTroughs=1, waveformDuration_peakTrough=500, waveformBaselineFlatness=0.1,
-                scndPeakToTroughRatio=0.2, spatialDecaySlope=0.05, troughToPeak2Ratio=10,
-                mainPeak_before_width=10, mainTrough_width=10, peak1ToPeak2Ratio=1,
-                mainPeakToTroughRatio=0.3, percentageSpikesMissing_gaussian=5, nSpikes=2000,
-                fractionRPVs_estimatedTauR=0.01, presenceRatio=0.95, rawAmplitude=80, signalToNoiseRatio=10,
-                maxDriftEstimate=10, isolationDistance=50, Lratio=0.05, RPV_status=1)
+    good = dict(GOOD_UNIT, RPV_status=1)
     good.update(over)
     return {k: np.array([v], dtype=float) for k, v in good.items()}
 

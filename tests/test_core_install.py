@@ -72,7 +72,7 @@ def test_cli_install_doctor_uninstall(tmp_path):
     doc = subprocess.run([*run, "doctor", "--config-dir", str(cfg)], capture_output=True, text=True)
     assert "loader shim:   present" in doc.stdout
     for name in PLUGIN_CLASS_NAMES:
-        assert f"-> phy_plugins." in doc.stdout and name in doc.stdout
+        assert "-> phy_plugins." in doc.stdout and name in doc.stdout
     assert "(not ours)" not in doc.stdout
     subprocess.run([*run, "uninstall", "--config-dir", str(cfg)], capture_output=True, text=True, check=True)
     doc = subprocess.run([*run, "doctor", "--config-dir", str(cfg)], capture_output=True, text=True)

@@ -37,7 +37,7 @@ def stale_reason(ev: Evaluation, cluster_id: int, n_spikes: int | None) -> str |
     row = ev.row_of.get(int(cluster_id))
     if row is None:
         return NOT_IN_RUN_TEXT
-    if n_spikes is None:
+    if not n_spikes:  # unknown, or the cluster no longer exists: keep what bombcell said
         return None
     nb = ev.values[row, _NSPIKES_COL]
     if np.isnan(nb):

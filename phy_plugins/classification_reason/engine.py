@@ -299,7 +299,7 @@ def evaluate(
         if not evaluated[j]:
             continue
         if rule.gate:
-            pass
+            fails[:, j] &= ~np.isnan(_column(metrics, rule.gate, n))
         if rule.uncertain_rpv_exempt and as_bool(param.get("keepUncertainRPVUnits", False)):
             status = _column(metrics, "RPV_status", n)
             if status is not None:

@@ -81,7 +81,16 @@ def screenshot(gui: Any, path: str | Path, settle_s: float = 1.5) -> Path:
     process_events(settle_s)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pixmap = gui.grab()
+    from PyQt5.QtGui import QGuiApplication
+
+    app = QGuiApplication.instance()
+    if app is not None and app.platformName() != "offscreen" and app.primaryScreen() is not None:
+        # on a real (or Xvfb) screen, grab the composed window so OpenGL views show their pixels
+        gui.raise_()
+        process_events(0.2)
+        pixmap = app.primaryScreen().grabWindow(int(gui.winId()))
+    else:
+        pixmap = gui.grab()
     if pixmap.isNull() or not pixmap.save(str(path), "PNG"):
         raise RuntimeError(f"could not write screenshot {path}")
     return path

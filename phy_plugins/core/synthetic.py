@@ -40,14 +40,14 @@ class Preset:
     n_columns: int
     row_pitch_um: float
     column_pitch_um: float
-    n_extra_good: int  # clean single units beyond the designed ones
+    n_extra_good: int  # clean single units besides the designed MUA/noise/axonal/split/similar ones
     sample_rate: float = 30000.0
 
 
 PRESETS = {
     "small": Preset(n_channels=32, duration_s=60.0, n_columns=2, row_pitch_um=20.0,
                     column_pitch_um=32.0, n_extra_good=6),
-    "large": Preset(n_channels=384, duration_s=20.0, n_columns=4, row_pitch_um=20.0,
+    "large": Preset(n_channels=384, duration_s=60.0, n_columns=4, row_pitch_um=20.0,
                     column_pitch_um=16.0, n_extra_good=90),
 }
 
@@ -139,8 +139,7 @@ def _design_neurons(rng: np.random.Generator, p: Preset, positions: np.ndarray) 
         return poisson_train(rng, rate, dur, fs)
 
     # clean single units (bombcell GOOD)
-    n_good = 6 + p.n_extra_good - 6 if p.n_extra_good > 6 else p.n_extra_good
-    for _ in range(n_good):
+    for _ in range(p.n_extra_good):
         neurons.append(_Neuron("good", somatic_waveform(rng.uniform(1.6, 2.6), rng.uniform(0.25, 0.45)),
                                pos(), rng.uniform(90, 180), train(rng.uniform(8, 16))))
     # MUA: refractory violations (an independent contaminating train under the same template)
@@ -186,7 +185,7 @@ def _design_neurons(rng: np.random.Generator, p: Preset, positions: np.ndarray) 
     return neurons
 
 
-def _cluster_templates(n: _Neuron, positions: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+def _cluster_templates(n: _Neuron, positions: np.ndarray) -> list[np.ndarray]:
     """One template per cluster of the neuron: (n_samples, n_channels) in uV per unit amplitude."""
     base = n.waveform[:, None] * _footprint(n, positions)[None, :]
     if n.kind != "split":
@@ -227,7 +226,7 @@ def generate_dataset(out_dir: str | Path, preset: str = "small", seed: int = 0, 
     cluster_neuron: list[int] = []
     templates: list[np.ndarray] = []
     for i, n in enumerate(neurons):
-        for tpl in _cluster_templates(n, positions, rng):
+        for tpl in _cluster_templates(n, positions):
             cluster_neuron.append(i)
             templates.append(tpl)
     order = rng.permutation(len(templates))  # order[new_id] = old index
@@ -273,8 +272,11 @@ def _write_raw(path: Path, rng: np.random.Generator, spike_times: np.ndarray, sp
     n_total = int(p.duration_s * p.sample_rate)
     nc, ns = p.n_channels, N_SAMPLES_TEMPLATE
     chunk = max(1000, int(4e6 // nc))
-    raw = np.lib.format.open_memmap  # noqa: F841  (kept for clarity: we write a flat .dat below)
     offsets = np.arange(ns) - TROUGH_SAMPLE
+    # each template is added on its strongest channels only (all of them on small probes)
+    k = min(nc, 64)
+    local_ch = np.argsort(-np.abs(templates).max(axis=1), axis=1)[:, :k]  # (n_templates, k)
+    local_tpl = np.take_along_axis(templates, local_ch[:, None, :], axis=2)  # (n_templates, ns, k)
     tmp = path.with_suffix(".dat.part")
     with open(tmp, "wb") as f:
         for a in range(0, n_total, chunk):
@@ -283,10 +285,13 @@ def _write_raw(path: Path, rng: np.random.Generator, spike_times: np.ndarray, sp
             lo = np.searchsorted(spike_times, a - (ns - TROUGH_SAMPLE))
             hi = np.searchsorted(spike_times, b + TROUGH_SAMPLE)
             if hi > lo:
-                rows = spike_times[lo:hi, None] + offsets[None, :] - a
-                vals = templates[spike_clusters[lo:hi]] * amplitudes[lo:hi, None, None].astype(np.float32)
+                tid = spike_clusters[lo:hi]
+                rows = spike_times[lo:hi, None, None] + offsets[None, :, None] - a  # (n, ns, 1)
+                flat = rows * nc + local_ch[tid][:, None, :]  # (n, ns, k)
+                vals = local_tpl[tid] * amplitudes[lo:hi, None, None].astype(np.float32)
                 ok = (rows >= 0) & (rows < b - a)
-                np.add.at(block, rows[ok], vals[ok])
+                ok = np.broadcast_to(ok, flat.shape)
+                block += np.bincount(flat[ok], weights=vals[ok], minlength=block.size).reshape(block.shape)
             np.round(block / np.float32(GAIN_UV)).clip(-32768, 32767).astype(np.int16).tofile(f)
             if progress is not None:
                 progress(b / n_total, "writing raw data")
@@ -346,7 +351,6 @@ def _write_ground_truth(out: Path, neurons: list[_Neuron], templates: np.ndarray
     counts = np.bincount(spike_clusters, minlength=len(templates))
     clusters: dict[str, dict] = {}
     merges, non_merges = [], []
-    similar_groups: dict[float, list[int]] = {}
     for i, n in enumerate(neurons):
         for cid in n.clusters:
             clusters[str(cid)] = {
@@ -360,7 +364,6 @@ def _write_ground_truth(out: Path, neurons: list[_Neuron], templates: np.ndarray
     similar = [n for n in neurons if n.kind == "similar"]
     for a, b in zip(similar[0::2], similar[1::2]):
         non_merges.append(sorted([a.clusters[0], b.clusters[0]]))
-    del similar_groups
     gt = {
         "seed": seed, "preset": preset, "sample_rate": p.sample_rate, "n_channels": p.n_channels,
         "duration_s": p.duration_s, "gain_uv": GAIN_UV, "noise_uv": NOISE_UV,

@@ -22,8 +22,12 @@ class CausalBandpass:
             self.sos = signal.butter(order, low, btype="highpass", fs=sample_rate, output="sos")
         else:
             self.sos = signal.butter(order, (low, high), btype="bandpass", fs=sample_rate, output="sos")
-        self.zi = np.zeros((self.sos.shape[0], 2, n_channels))
+        self.zi: np.ndarray | None = None
+        self.n_channels = n_channels
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        if self.zi is None:
+            # steady state for the first sample: no start-up transient from a DC offset
+            self.zi = signal.sosfilt_zi(self.sos)[:, :, None] * np.asarray(chunk[0], np.float64)[None, None, :]
         y, self.zi = signal.sosfilt(self.sos, chunk, axis=0, zi=self.zi)
         return y.astype(np.float32)

@@ -33,6 +33,26 @@ def _at(xa, xb, r, c):
     return np.float64(xb[r - na, c])
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _beats(xa, xb, row_set, off, inv, mode, s, r, c, c2, r_lo, r_hi):
+    """True if sample (r, c) with score s beats every sample of channel c2 in rows [r_lo, r_hi)."""
+    if c2 == c:  # nearest rows first: a rising or falling edge fails at once
+        for d in range(1, max(r - r_lo, r_hi - 1 - r) + 1):
+            for r2 in (r - d, r + d):
+                if r_lo <= r2 < r_hi:
+                    k2 = row_set[r2]
+                    s2 = _score(_at(xa, xb, r2, c), off[k2, c], inv[k2, c], mode)
+                    if s2 > s or (s2 == s and r2 < r):
+                        return False
+        return True
+    for r2 in range(r_lo, r_hi):
+        k2 = row_set[r2]
+        s2 = _score(_at(xa, xb, r2, c2), off[k2, c2], inv[k2, c2], mode)
+        if s2 > s or (s2 == s and (r2 < r or (r2 == r and c2 < c))):
+            return False
+    return True
+
+
 @njit(cache=True, nogil=True)
 def scan_peaks(xa, xb, row0, row1, valid1, row_set, lo, hi, off, inv, mode, sweep,
                nb_ptr, nb_idx, out_row, out_ch):
@@ -59,21 +79,16 @@ def scan_peaks(xa, xb, row0, row1, valid1, row_set, lo, hi, off, inv, mode, swee
             if not (v <= lo_k[c] or v >= hi_k[c]):
                 continue
             s = _score(np.float64(v), off[k, c], inv[k, c], mode)
-            ok = True
             r_lo = max(r - sweep, 0)
             r_hi = min(r + sweep + 1, valid1)
-            for j in range(nb_ptr[c], nb_ptr[c + 1]):
+            # same channel first (cheap, rejects most samples of a spike), then the neighbours
+            ok = _beats(xa, xb, row_set, off, inv, mode, s, r, c, c, r_lo, r_hi)
+            j = nb_ptr[c]
+            while ok and j < nb_ptr[c + 1]:
                 c2 = nb_idx[j]
-                for r2 in range(r_lo, r_hi):
-                    if r2 == r and c2 == c:
-                        continue
-                    k2 = row_set[r2]
-                    s2 = _score(_at(xa, xb, r2, c2), off[k2, c2], inv[k2, c2], mode)
-                    if s2 > s or (s2 == s and (r2 < r or (r2 == r and c2 < c))):
-                        ok = False
-                        break
-                if not ok:
-                    break
+                if c2 != c:
+                    ok = _beats(xa, xb, row_set, off, inv, mode, s, r, c, c2, r_lo, r_hi)
+                j += 1
             if ok:
                 out_row[n] = r
                 out_ch[n] = c

@@ -47,13 +47,13 @@ def d_prime(own: np.ndarray, other: np.ndarray) -> float:
 
 
 def nearest_neighbor_rates(own: np.ndarray, other: np.ndarray, n_neighbors: int = 5,
-                           max_spikes: int = 10000, max_queries: int = 1000,
+                           max_spikes: int = 10000, max_queries: int = 500,
                            seed: int = 0) -> tuple[float, float]:
     """(hit rate, miss rate): share of own points' neighbours that are own, of others' that are own.
 
     At most ``max_spikes`` points in all; the miss rate is estimated on ``max_queries`` other points.
     """
-    from sklearn.neighbors import NearestNeighbors
+    from scipy.spatial import cKDTree
 
     if len(own) <= n_neighbors or len(other) == 0:
         return math.nan, math.nan
@@ -67,8 +67,7 @@ def nearest_neighbor_rates(own: np.ndarray, other: np.ndarray, n_neighbors: int 
     x = np.concatenate([own, other])
     is_own = np.r_[np.ones(len(own), bool), np.zeros(len(other), bool)]
     queries = np.r_[np.arange(len(own)), len(own) + rng.permutation(len(other))[:max_queries]]
-    nn = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(x)
-    _, idx = nn.kneighbors(x[queries])
+    _, idx = cKDTree(x).query(x[queries], k=n_neighbors + 1)
     neigh = is_own[idx[:, 1:]]
     q_own = is_own[queries]
     return float(neigh[q_own].mean()), float(neigh[~q_own].mean())

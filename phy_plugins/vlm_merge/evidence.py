@@ -55,7 +55,7 @@ class SortingData:
             order = np.argsort(sc, kind="stable")
             ids, starts = np.unique(sc[order], return_index=True)
             bounds = list(starts[1:]) + [len(order)]
-            self._index = {int(c): order[s:e] for c, s, e in zip(ids, starts, bounds)}
+            self._index = {int(c): order[s:e] for c, s, e in zip(ids, starts, bounds, strict=True)}
         return self._index
 
     def spikes(self, cluster_id: int) -> np.ndarray:
@@ -128,9 +128,13 @@ class PairEvidence:
 
 def _pair_counts(t1: np.ndarray, t2: np.ndarray, lo: float, hi: float, same: bool) -> int:
     """Number of (i, j) spike pairs with lo <= |t2[j] - t1[i]| < hi (i != j when same)."""
-    n = (np.searchsorted(t2, t1 + hi, "left") - np.searchsorted(t2, t1 - hi, "right")).sum()
+    def within(w: float) -> int:  # pairs with |dt| < w
+        k = np.searchsorted(t2, t1 + w, "left") - np.searchsorted(t2, t1 - w, "right")
+        return int(np.maximum(k, 0).sum())
+
+    n = within(hi)
     if lo > 0:
-        n -= (np.searchsorted(t2, t1 + lo, "left") - np.searchsorted(t2, t1 - lo, "right")).sum()
+        n -= within(lo)
     elif same:
         n -= len(t1)  # each spike with itself
     return int(n)

@@ -57,7 +57,7 @@ def amplitude_overlap(ev: PairEvidence, n_windows: int = 10, min_spikes: int = 1
     bins = np.linspace(lo, hi, 31)
     edges = np.linspace(0, ev.duration_s, n_windows + 1)
     best = None
-    for t0, t1 in zip(edges[:-1], edges[1:]):
+    for t0, t1 in zip(edges[:-1], edges[1:], strict=True):
         xa = ev.amps_a[(ev.times_a >= t0) & (ev.times_a < t1)]
         xb = ev.amps_b[(ev.times_b >= t0) & (ev.times_b < t1)]
         if len(xa) < min_spikes or len(xb) < min_spikes:

@@ -14,11 +14,19 @@ from .candidates import Candidate, candidate_pairs
 from .evidence import EvidenceParams, SortingData, evidence_hash, pair_evidence
 from .fewshot import FewShotBank
 from .offline import OFFLINE_VERSION, judge
-from .prompt import PROMPT_VERSION, SYSTEM_PROMPT, AnswerParseError, Example, build_messages, \
-    pair_text, parse_answer
+from .prompt import PROMPT_VERSION, SYSTEM_PROMPT, AnswerParseError, Example, build_messages, pair_text, parse_answer
 from .render import HEIGHT_PX, WIDTH_PX, image_hash, render_pair
-from .results import CSV_NAME, ERROR, WORK_DIR, PairResult, ResultCache, now_iso, \
-    read_results_csv, write_curation, write_results
+from .results import (
+    CSV_NAME,
+    ERROR,
+    WORK_DIR,
+    PairResult,
+    ResultCache,
+    now_iso,
+    read_results_csv,
+    write_curation,
+    write_results,
+)
 from .runner import run_bounded
 from .tokens import cost_usd, image_tokens, text_tokens
 
@@ -222,7 +230,7 @@ def run(
     ks_dir = Path(ks_dir)
     plan = plan or make_plan(data, ks_dir, cfg)
     cands = [c for c in plan.candidates if only_pairs is None or (c.a, c.b) in only_pairs]
-    data.index  # build the spike index once, before the worker threads
+    _ = data.index  # build the spike index once, before the worker threads
     progress = progress or (lambda done, total, text: None)
     cache = ResultCache(work_dir(ks_dir) / "cache.json")
     client, examples = None, []
@@ -261,7 +269,7 @@ def run(
     workers = cfg.workers if not cfg.offline else 2
     out = run_bounded(cands, job, workers=workers, is_cancelled=is_cancelled, on_done=on_done,
                       on_cancelled=on_cancel)
-    results = [r if r is not None else on_cancel(c) for r, c in zip(out, cands)]
+    results = [r if r is not None else on_cancel(c) for r, c in zip(out, cands, strict=True)]
     report = RunReport(plan, results, cancelled=is_cancelled())
     if dry_run:
         return report

@@ -4,8 +4,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableWidget,
-                             QTableWidgetItem, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .suggestions import Suggestion
 
@@ -92,3 +100,57 @@ class PhyPluginsVlmMergeView(QWidget):
         pair = self.current_pair()
         if pair is not None:
             fn(*pair)
+
+
+class PhyPluginsVlmMergeDialog:
+    """Asks for threshold, model, base URL and workers (the API key is never asked for)."""
+
+    MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "offline"]
+
+    def __init__(self, parent: QWidget | None, *, threshold: float, model: str,
+                 base_url: str | None, workers: int):
+        from PyQt5.QtWidgets import (
+            QComboBox,
+            QDialog,
+            QDialogButtonBox,
+            QDoubleSpinBox,
+            QFormLayout,
+            QLineEdit,
+            QSpinBox,
+        )
+
+        self.dialog = d = QDialog(parent)
+        d.setWindowTitle("Suggest merges")
+        form = QFormLayout(d)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setDecimals(2)
+        self.threshold.setValue(threshold)
+        form.addRow("Min. template similarity (higher = stricter)", self.threshold)
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.addItems(self.MODELS if model in self.MODELS else [model, *self.MODELS])
+        self.model.setCurrentText(model)
+        form.addRow("Model ('offline' = no API)", self.model)
+        self.base_url = QLineEdit(base_url or "")
+        self.base_url.setPlaceholderText("https://api.openai.com/v1 (or OPENAI_BASE_URL)")
+        form.addRow("Server URL", self.base_url)
+        self.workers = QSpinBox()
+        self.workers.setRange(1, 64)
+        self.workers.setValue(workers)
+        form.addRow("Concurrent requests", self.workers)
+        form.addRow(QLabel("API key: read from OPENAI_API_KEY or a .env file only."))
+        box = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        box.accepted.connect(d.accept)
+        box.rejected.connect(d.reject)
+        form.addRow(box)
+
+    def values(self) -> dict:
+        return dict(threshold=float(self.threshold.value()),
+                    model=self.model.currentText().strip() or "gpt-4o",
+                    base_url=self.base_url.text().strip() or None,
+                    workers=int(self.workers.value()))
+
+    def exec_(self) -> dict | None:
+        return self.values() if self.dialog.exec_() else None

@@ -1,0 +1,62 @@
+"""``phy-plugins vlm-merge`` end to end (offline, dry run, local server, bad input)."""
+from __future__ import annotations
+
+import json
+
+import vlm_merge_data
+import vlm_merge_fake_server as fake
+
+from phy_plugins.cli import main
+from phy_plugins.core.synthetic import load_ground_truth
+from phy_plugins.vlm_merge.results import read_results_csv
+
+vm_ks_session, vm_ks, vm_ks_rendered = (vlm_merge_data.vm_ks_session, vlm_merge_data.vm_ks,
+                                        vlm_merge_data.vm_ks_rendered)
+
+
+def test_cli_offline_writes_csv_and_curation(vm_ks_rendered, vm_ks, capsys):
+    rc = main(["vlm-merge", str(vm_ks), "--model", "offline", "--threshold", "0.93", "-k", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "higher = stricter" in out and "no API call" in out
+    rows = read_results_csv(vm_ks / "vlm_merge_reasoning.csv")
+    assert rows and all(r.model == "offline" and r.decision != "error" for r in rows)
+    gt = {tuple(p) for p in load_ground_truth(vm_ks)["true_merges"]}
+    merged = {tuple(m["unit_ids"]) for m in json.loads((vm_ks / "curation.json").read_text())["merges"]}
+    assert merged == gt & {r.pair for r in rows}
+
+
+def test_cli_dry_run_sends_nothing(vm_ks_rendered, vm_ks, capsys):
+    with fake.FakeChatServer() as server:
+        rc = main(["vlm-merge", str(vm_ks), "--base-url", server.url, "--threshold", "0.97",
+                   "--dry-run"])
+        assert server.n_requests == 0
+    out = capsys.readouterr().out
+    assert rc == 0 and "estimated cost $" in out and "nothing sent" in out
+    assert len(list((vm_ks / "vlm_merge" / "images").glob("*.png"))) >= 4
+    assert not (vm_ks / "vlm_merge_reasoning.csv").exists()
+
+
+def test_cli_local_server_and_error_exit_code(vm_ks_rendered, vm_ks, capsys):
+    def respond(req, i):
+        return fake.error(500) if fake.pair_of(req) == (3, 19) else fake.decision("merge", 0.7)
+    with fake.FakeChatServer(respond) as server:
+        rc = main(["vlm-merge", str(vm_ks), "--base-url", server.url, "--threshold", "0.99",
+                   "--workers", "2", "--timeout", "5", "-y"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "failed" in captured.err
+    rows = {r.pair: r for r in read_results_csv(vm_ks / "vlm_merge_reasoning.csv")}
+    assert rows[(3, 19)].decision == "error" and "HTTP 500" in rows[(3, 19)].error
+    assert all(r.decision == "merge" for p, r in rows.items() if p != (3, 19))
+
+
+def test_cli_bad_input_messages(tmp_path, vm_ks, capsys):
+    assert main(["vlm-merge", str(tmp_path / "missing"), "--model", "offline"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["vlm-merge", str(tmp_path / "empty"), "--model", "offline"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["vlm-merge", str(vm_ks), "--model", "offline", "--threshold", "2"]) == 2
+    assert "stricter" in capsys.readouterr().err
+    assert main(["vlm-merge", str(vm_ks), "--threshold", "0.99", "-y"]) == 2  # no key, no URL
+    assert "OPENAI_API_KEY" in capsys.readouterr().err
