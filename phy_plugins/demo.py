@@ -31,8 +31,8 @@ def prepare_demo(out_dir: Path, *, seed: int = 0, preset: str = "small",
     from .core.synthetic import generate_dataset
 
     out_dir = Path(out_dir).resolve()
-    if (out_dir / "params.py").exists() and not (out_dir / "ground_truth.json").exists():
-        log(f"using the existing Kilosort folder {out_dir}")
+    if (out_dir / "params.py").exists():
+        log(f"[1/3] dataset present: {out_dir}")
     else:
         log(f"[1/3] dataset: {out_dir} ({preset}, seed {seed})")
         shown = [-1]

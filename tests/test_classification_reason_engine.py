@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phy_plugins.classification_reason.engine import EMPTY_TEXT, GOOD_TEXT, MISMATCH, evaluate
+from phy_plugins.classification_reason.engine import CANDIDATES, EMPTY_TEXT, GOOD_TEXT, MISMATCH, evaluate
 from phy_plugins.classification_reason.rules import AND_GROUP_PARAMS, BACKCOMPAT_VALUES, RULES, SWITCHES
 
 bc_qm = pytest.importorskip("bombcell.quality_metrics")
@@ -79,6 +79,12 @@ def test_every_switch_combination_matches_bombcell(switches):
     # the same through a DataFrame, as read from the parquet
     ev_df = evaluate(pd.DataFrame(metrics), param)
     np.testing.assert_array_equal(ev_df.label, expected)
+    np.testing.assert_array_equal(ev_df.main_reason, ev.main_reason)
+    # the grouped, vectorised all-reasons text equals the careful per-unit formatting
+    assert ev.all_reasons.tolist() == [ev._reasons_of(i) for i in range(len(ev))]
+    for i in np.flatnonzero(ev.n_failed > 1)[:40]:
+        if ev.label[i] not in ("", "GOOD"):
+            assert ev.main[i] == _furthest(ev, i)
 
 
 _value = st.one_of(
@@ -137,6 +143,19 @@ def test_property_labels_equal_bombcell(table):
         assert cls == (expected[i] or "EMPTY")
         if expected[i] not in ("", "GOOD"):
             assert ev.main[i] >= 0 and ev.candidate_fails[i, ev.main[i]]
+            assert ev.main[i] == _furthest(ev, i)
+
+
+def _furthest(ev, i: int) -> int:
+    """Reference main-reason choice from the full relative-excess matrix (first wins ties)."""
+    block = {"NOISE": "NOISE", "MUA": "MUA"}.get(ev.label[i], "NON-SOMA")
+    best, best_k = -np.inf, -1
+    for k, cand in enumerate(CANDIDATES):
+        if cand.block == block and ev.candidate_fails[i, k]:
+            x = min(ev.excess[i, j] for j in cand.rules)
+            if x > best:
+                best, best_k = x, k
+    return best_k
 
 
 def _one_unit(**over) -> dict[str, np.ndarray]:
@@ -180,6 +199,12 @@ def test_main_reason_is_furthest_past_threshold_relative():
     assert ev.n_failed[0] == 2
 
 
+def test_values_that_print_like_their_threshold_are_shown_in_full():
+    ev = evaluate(_one_unit(fractionRPVs_estimatedTauR=np.nextafter(0.1, 1)), P)
+    assert ev.label[0] == "MUA"
+    assert ev.all_reasons[0] == "MUA: fractionRPVs_estimatedTauR>maxRPVviolations (0.10000000000000002>0.1)"
+
+
 def test_non_soma_keeps_hidden_mua_failures():
     ev = evaluate(_one_unit(mainPeakToTroughRatio=1.2, nSpikes=100), P)
     assert ev.label[0] == "NON-SOMA"
@@ -195,7 +220,11 @@ def test_non_soma_keeps_hidden_mua_failures():
 def test_and_group_needs_all_four_members():
     members = dict(troughToPeak2Ratio=1, mainPeak_before_width=1, mainTrough_width=1, peak1ToPeak2Ratio=10)
     three = dict(list(members.items())[:3])
-    assert evaluate(_one_unit(**three), P).label[0] == "GOOD"
+    ev = evaluate(_one_unit(**three), P)
+    assert ev.label[0] == "GOOD" and ev.all_reasons[0] == ""
+    states = {r["rule"]: r["state"] for r in ev.rule_rows(0)}
+    assert states["troughToPeak2Ratio<minTroughToPeak2Ratio_nonSomatic"].startswith("member fails")
+    assert states["peak1ToPeak2Ratio>maxPeak1ToPeak2Ratio_nonSomatic"] == "pass"
     ev = evaluate(_one_unit(**members), P)
     assert ev.label[0] == "NON-SOMA"
     assert " & " in ev.main_reason[0] and ev.main_key[0] == "nonSomaticAndGroup"

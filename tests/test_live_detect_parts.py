@@ -219,3 +219,13 @@ def test_matcher_matches_within_tolerance_on_nearby_channels():
     assert matcher.recall() == {1: (4, 5)}
     with pytest.raises(ValueError):
         ClusterMatcher(np.array([5, 1]), np.array([0, 0]), {0: 0}, pos, SR)
+
+
+def test_engine_imports_without_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys, phy_plugins.live_detect, phy_plugins.live_detect.session, phy_plugins.live_detect.folder;"
+            "print(any(m.startswith(('PyQt5', 'pyqtgraph', 'phy.')) for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 
+import pytest
 import vlm_merge_data
 import vlm_merge_fake_server as fake
 
@@ -42,7 +44,7 @@ def test_cli_local_server_and_error_exit_code(vm_ks_rendered, vm_ks, capsys):
         return fake.error(500) if fake.pair_of(req) == (3, 19) else fake.decision("merge", 0.7)
     with fake.FakeChatServer(respond) as server:
         rc = main(["vlm-merge", str(vm_ks), "--base-url", server.url, "--threshold", "0.99",
-                   "--workers", "2", "--timeout", "5", "-y"])
+                   "--workers", "2", "--timeout", "5", "--retries", "1", "-y"])
     captured = capsys.readouterr()
     assert rc == 1 and "failed" in captured.err
     rows = {r.pair: r for r in read_results_csv(vm_ks / "vlm_merge_reasoning.csv")}
@@ -60,3 +62,19 @@ def test_cli_bad_input_messages(tmp_path, vm_ks, capsys):
     assert "stricter" in capsys.readouterr().err
     assert main(["vlm-merge", str(vm_ks), "--threshold", "0.99", "-y"]) == 2  # no key, no URL
     assert "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+SHARED_TOY = vlm_merge_data.SHARED / "data" / "bombcell_toy_kilosort"
+
+
+@pytest.mark.skipif(not SHARED_TOY.is_dir(), reason="needs ../shared/data (real Kilosort output)")
+def test_cli_offline_on_real_kilosort_output(tmp_path, capsys):
+    """Real data: no params.py, no similar_templates.npy (cosine fallback), 356 channels."""
+    ks = tmp_path / "toy"
+    shutil.copytree(SHARED_TOY, ks)
+    rc = main(["vlm-merge", str(ks), "--model", "offline", "--threshold", "0.7", "-k", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "cosine similarity" in out
+    rows = read_results_csv(ks / "vlm_merge_reasoning.csv")
+    assert rows and all(r.decision in ("merge", "no_merge", "uncertain") for r in rows)
+    assert all(r.confidence is not None and 0.5 <= r.confidence <= 1 for r in rows)

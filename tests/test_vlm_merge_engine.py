@@ -181,8 +181,21 @@ def test_render_compact_deterministic_png(vm_ks_session):
     png = render_pair(ev)
     w, h = png_size(png)
     assert max(w, h) <= 1024 and min(w, h) >= 256
-    assert render_pair(ev) == png
+    other = pair_evidence(d, 4, 20, 0.7)
+    assert render_pair(other) != png
+    assert render_pair(ev) == png  # the reused figure keeps no state from the previous pair
     assert render_pair(ev, waveforms=False) != png
+    bare = pair_evidence(d, 4, 20, None, waveforms=False)  # no templates: panel left empty
+    assert png_size(render_pair(bare, waveforms=True)) == (w, h)
+
+
+def test_render_threads_match_sequential(vm_ks_session):
+    from concurrent.futures import ThreadPoolExecutor
+
+    d = load_sorting(vm_ks_session)
+    evs = [pair_evidence(d, c.a, c.b, c.similarity) for c in candidate_pairs(d, 0.97, 2)[0]]
+    with ThreadPoolExecutor(3) as ex:
+        assert list(ex.map(render_pair, evs)) == [render_pair(e) for e in evs]
 
 
 # ------------------------------------------------------------------ offline judge

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# real data shared beside the repository (optional; tests using it skip when absent)
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
 
 @pytest.fixture(scope="session")
 def vm_ks_session(tmp_path_factory) -> Path:

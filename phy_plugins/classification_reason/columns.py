@@ -39,7 +39,7 @@ def stale_reason(ev: Evaluation, cluster_id: int, n_spikes: int | None) -> str |
         return NOT_IN_RUN_TEXT
     if not n_spikes:  # unknown, or the cluster no longer exists: keep what bombcell said
         return None
-    nb = ev.values[row, _NSPIKES_COL]
+    nb = ev.columns[_NSPIKES_COL][row]
     if np.isnan(nb):
         return None
     if nb == 0 and n_spikes > 0:

@@ -32,10 +32,12 @@ NAN_PEAKS_TEXT = "nPeaks is NaN (waveform metrics not computed: <50 spikes or Na
 #: reason class of units whose labels disagree / clusters bombcell never saw
 MISMATCH, NOT_IN_RUN = "MISMATCH", "NOT IN BOMBCELL RUN"
 
-_OP_GT = np.array([r.op == ">" for r in RULES])
-_OP_LT = np.array([r.op == "<" for r in RULES])
-_OP_NAN = np.array([r.op == "isnan" for r in RULES])
+_SIGN = np.array([1.0 if r.op == ">" else -1.0 if r.op == "<" else 0.0 for r in RULES])
 _GROUP_IDX = [i for i, r in enumerate(RULES) if r.group]
+_BLOCK_SLICE = {b: slice(min(i for i, r in enumerate(RULES) if r.block == b),
+                         max(i for i, r in enumerate(RULES) if r.block == b) + 1) for b in BLOCKS}
+assert all(RULES[i].block == b for b, sl in _BLOCK_SLICE.items() for i in range(sl.start, sl.stop))
+_E_IDX = next(j for j, r in enumerate(RULES) if r.block == NON_SOMA and r.group is None)
 _GATE_COL = {j: next(k for k, g in enumerate(RULES) if g.metric == r.gate) for j, r in enumerate(RULES) if r.gate}
 
 
@@ -46,7 +48,7 @@ class Candidate:
     block: str
     rules: tuple[int, ...]
 
-    @property
+    @cached_property
     def name(self) -> str:
         return " & ".join(RULES[i].name for i in self.rules)
 
@@ -67,12 +69,39 @@ def _candidates() -> tuple[Candidate, ...]:
 
 CANDIDATES = _candidates()
 _CAND_BLOCK = np.array([BLOCKS.index(c.block) for c in CANDIDATES])
-_GROUP_CAND = next(k for k, c in enumerate(CANDIDATES) if len(c.rules) > 1)
-_SINGLE = np.array([c.rules[0] if len(c.rules) == 1 else -1 for c in CANDIDATES])
+_BLOCK_BITS = [sum(1 << k for k in range(len(CANDIDATES)) if _CAND_BLOCK[k] == b) for b in range(len(BLOCKS))]
+#: per label code (NOISE, GOOD, MUA, NON-SOMA, NON-SOMA MUA, empty): bits of the deciding block
+_BLOCK_BITS_OF_CODE = np.array([_BLOCK_BITS[0], 0, _BLOCK_BITS[2], _BLOCK_BITS[1], _BLOCK_BITS[1], 0],
+                               dtype=np.int64)
 
 
 def _fmt(v: float) -> str:
     return f"{v:.3g}"
+
+
+def _round3(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` rounded to 3 significant digits, and where that rounding is a near-tie."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        q = 10.0 ** (np.floor(np.log10(np.abs(x))) - 2)
+        y = x / q
+        tie = np.abs(np.abs(y - np.trunc(y)) - 0.5) < 1e-6
+        return np.round(y) * q, tie
+
+
+def _same_at_3_digits(values: np.ndarray, t: float) -> np.ndarray:
+    """Values that may print like ``t`` with ``.3g`` (a small superset: near-ties included)."""
+    if not np.isfinite(t) or t == 0:
+        return values == t
+    rv, tie = _round3(values)
+    rt, _ = _round3(np.array([t]))
+    with np.errstate(invalid="ignore"):
+        return (np.abs(rv - rt[0]) <= 1e-9 * abs(t)) | (tie & np.isfinite(values))
+
+
+def _fmt_vs(v: float, t: str) -> str:
+    """``v`` to 3 significant digits, or in full when that would print the threshold itself."""
+    text = f"{v:.3g}"
+    return repr(v) if text == t else text
 
 
 def _column(metrics: Any, name: str, n: int) -> np.ndarray | None:
@@ -121,11 +150,11 @@ class Evaluation:
 
     cluster_ids: np.ndarray
     param: dict[str, Any]
-    values: np.ndarray  # (n, n_rules) metric value each rule reads
+    columns: list[np.ndarray]  # per rule: the metric column it reads (NaN column if missing)
     thresholds: np.ndarray  # (n_rules,)
     skipped: list[str]  # per rule: '' if evaluated, else why not
     fails: np.ndarray  # (n, n_rules) bool
-    excess: np.ndarray  # (n, n_rules) relative distance past the threshold (>0 failing side)
+    cand_fails_rm: np.ndarray  # (n_candidates, n) bool, rule-major
     empty: np.ndarray
     nonsoma_group: np.ndarray  # (n,) all four AND members fail
     code: np.ndarray  # (n,) label code, see LABELS
@@ -135,6 +164,7 @@ class Evaluation:
     status: np.ndarray  # (n,) 'ok' | 'mismatch' | 'undetermined'
     saved_label: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    fail_bits: np.ndarray | None = None  # (n,) bit k set = candidate k failed
 
     def __len__(self) -> int:
         return len(self.cluster_ids)
@@ -154,13 +184,30 @@ class Evaluation:
         return [RULES[j].name for j, s in enumerate(self.skipped) if s and not s.startswith("switched off")]
 
     @cached_property
+    def values(self) -> np.ndarray:
+        """(n, n_rules) the metric value each rule reads."""
+        return np.stack(self.columns, axis=1) if self.columns else np.zeros((len(self), 0))
+
+    @cached_property
+    def excess(self) -> np.ndarray:
+        """(n, n_rules) relative distance past the threshold: > 0 on the failing side.
+
+        ``(value - threshold) / |threshold|`` for ``>`` rules, the opposite for ``<`` rules (divisor
+        1 for a zero or infinite threshold); +inf/-inf for the NaN-``nPeaks`` rule.
+        """
+        t = self.thresholds
+        factor = _SIGN / np.where(np.isfinite(t) & (t != 0), np.abs(t), 1.0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            x = (self.values - t) * factor
+        for j, rule in enumerate(RULES):
+            if rule.op == "isnan":
+                x[:, j] = np.where(self.fails[:, j], np.inf, -np.inf)
+        return x
+
+    @property
     def candidate_fails(self) -> np.ndarray:
         """(n, n_candidates) bool: single rules, and the AND group as one candidate."""
-        out = np.zeros((len(self), len(CANDIDATES)), dtype=bool)
-        single = _SINGLE >= 0
-        out[:, single] = self.fails[:, _SINGLE[single]]
-        out[:, _GROUP_CAND] = self.nonsoma_group
-        return out
+        return self.cand_fails_rm.T
 
     @cached_property
     def reason_class(self) -> np.ndarray:
@@ -176,12 +223,27 @@ class Evaluation:
     @cached_property
     def n_failed(self) -> np.ndarray:
         """(n,) number of failed candidates (AND group counts once), 0 for empty units."""
-        return np.where(self.empty, 0, self.candidate_fails.sum(axis=1))
+        return np.where(self.empty, 0, self.cand_fails_rm.sum(axis=0))
 
     def block_fails(self, block: str) -> np.ndarray:
         """(n,) 0/1: the unit fails at least one rule of ``block`` (AND group as a whole)."""
         mask = _CAND_BLOCK == BLOCKS.index(block)
-        return (self.candidate_fails[:, mask].any(axis=1) & ~self.empty).astype(np.int8)
+        return (self.cand_fails_rm[mask].any(axis=0) & ~self.empty).astype(np.int8)
+
+    @cached_property
+    def reason_list(self) -> np.ndarray:
+        """(n,) names of every failed rule, ``' | '``-joined with block prefixes (no values).
+
+        Vectorised: units are grouped by their pattern of failed rules and each distinct
+        pattern is formatted once.
+        """
+        pattern = np.where(self.empty, 0, self.fail_bits)
+        uniq, inverse = np.unique(pattern, return_inverse=True)
+        texts = np.empty(uniq.size, dtype=object)
+        for u, pat in enumerate(uniq.tolist()):
+            texts[u] = " | ".join(f"{c.block}: {NAN_PEAKS_TEXT if RULES[c.rules[0]].op == 'isnan' else c.name}"
+                                  for k, c in enumerate(CANDIDATES) if pat >> k & 1)
+        return texts[inverse.reshape(-1)]
 
     @cached_property
     def all_reasons(self) -> np.ndarray:
@@ -190,32 +252,57 @@ class Evaluation:
         Listed in bombcell's rule order and joined with `` | ``; NON-SOMA units keep the MUA
         failures their label hides. Empty units have none.
         """
-        out = np.full(len(self), "", dtype=object)
-        cf = self.candidate_fails & ~self.empty[:, None]
+        n = len(self)
+        out = np.full(n, "", dtype=object)
+        cf = self.cand_fails_rm & ~self.empty
+        near = np.zeros(n, dtype=bool)  # a value that prints like its threshold: redone below
         for k, cand in enumerate(CANDIDATES):
-            idx = np.flatnonzero(cf[:, k])
+            idx = np.flatnonzero(cf[k])
             if idx.size == 0:
                 continue
-            rules = [RULES[j] for j in cand.rules]
-            if rules[0].op == "isnan":
-                tokens = np.full(idx.size, f"{cand.block}: {NAN_PEAKS_TEXT}", dtype=object)
-            else:
-                parts = []
-                for j, rule in zip(cand.rules, rules, strict=True):
-                    t = _fmt(self.thresholds[j])
-                    parts.append([f"{_fmt(v)}{rule.op}{t}" for v in self.values[idx, j].tolist()])
-                head = f"{cand.block}: {cand.name} ("
-                tokens = np.array([head + ", ".join(p) + ")" for p in zip(*parts, strict=True)], dtype=object)
-            cur = out[idx]
-            out[idx] = np.where(cur == "", tokens, cur + " | " + tokens)
+            if RULES[cand.rules[0]].op == "isnan":
+                out[idx] = out[idx] + f" | {cand.block}: {NAN_PEAKS_TEXT}"
+                continue
+            fields, cols = [], []
+            for j in cand.rules:
+                t = self.thresholds[j]
+                fields.append("{:.3g}" + RULES[j].op + _fmt(t).replace("{", "{{").replace("}", "}}"))
+                vals = self.columns[j][idx]
+                cols.append(vals.tolist())
+                near[idx] |= _same_at_3_digits(vals, t)
+            fmt = (f" | {cand.block}: {cand.name} (" + ", ".join(fields) + ")").format
+            tokens = np.empty(idx.size, dtype=object)
+            tokens[:] = list(map(fmt, cols[0])) if len(cols) == 1 else [fmt(*r) for r in zip(*cols, strict=True)]
+            out[idx] = out[idx] + tokens
+        out[:] = [r[3:] for r in out.tolist()]  # drop the leading " | "
+        for i in np.flatnonzero(near).tolist():
+            out[i] = self._reasons_of(i)
         return out
+
+    def _reasons_of(self, i: int) -> str:
+        """All reasons of one unit (the careful formatting used for near-threshold values)."""
+        if self.empty[i]:
+            return ""
+        tokens = []
+        for k, cand in enumerate(CANDIDATES):
+            if not self.cand_fails_rm[k, i]:
+                continue
+            if RULES[cand.rules[0]].op == "isnan":
+                tokens.append(f"{cand.block}: {NAN_PEAKS_TEXT}")
+                continue
+            parts = []
+            for j in cand.rules:
+                t = _fmt(self.thresholds[j])
+                parts.append(f"{_fmt_vs(float(self.columns[j][i]), t)}{RULES[j].op}{t}")
+            tokens.append(f"{cand.block}: {cand.name} (" + ", ".join(parts) + ")")
+        return " | ".join(tokens)
 
     def rule_rows(self, cluster_id: int) -> list[dict[str, Any]]:
         """Every rule for one unit: value, threshold, state and distance from flipping."""
         i = self.row_of[int(cluster_id)]
         rows = []
         for j, rule in enumerate(RULES):
-            v, t = float(self.values[i, j]), float(self.thresholds[j])
+            v, t = float(self.columns[j][i]), float(self.thresholds[j])
             if self.skipped[j]:
                 state, flip = "not evaluated", self.skipped[j]
             elif rule.op == "isnan":
@@ -223,10 +310,12 @@ class Evaluation:
                 flip = "waveform metrics missing" if self.fails[i, j] else "nPeaks computed"
             elif np.isnan(v):
                 state, flip = "pass (NaN)", "a NaN metric never fails"
-            elif rule.gate and np.isnan(self.values[i, _GATE_COL[j]]):
+            elif rule.gate and np.isnan(self.columns[_GATE_COL[j]][i]):
                 state, flip = "pass (no raw amplitude)", f"skipped: {rule.gate} is NaN"
             else:
                 state = "FAIL" if self.fails[i, j] else "pass"
+                if rule.group and self.fails[i, j] and not self.nonsoma_group[i]:
+                    state = "member fails (AND group needs all 4)"
                 if rule.uncertain_rpv_exempt and not self.fails[i, j] and v > t:
                     state, flip = "pass (RPV uncertain, kept)", "keepUncertainRPVUnits and RPV_status == 0"
                 else:
@@ -234,9 +323,18 @@ class Evaluation:
             rows.append({
                 "block": rule.block, "rule": rule.name, "metric": rule.metric, "op": rule.op,
                 "value": v, "threshold": t, "state": state, "flip": flip,
-                "group": rule.group or "", "relative_excess": float(self.excess[i, j]),
+                "group": rule.group or "", "relative_excess": _relative(v, t, rule.op, bool(self.fails[i, j])),
             })
         return rows
+
+
+def _relative(v: float, t: float, op: str, failing: bool) -> float:
+    """Relative distance past the threshold (> 0 failing side), as used for the main reason."""
+    if op == "isnan":
+        return np.inf if failing else -np.inf
+    scale = abs(t) if np.isfinite(t) and t != 0 else 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        return float((v - t) / scale if op == ">" else (t - v) / scale)
 
 
 def _flip_text(v: float, t: float, op: str, failing: bool) -> str:
@@ -261,49 +359,53 @@ def evaluate(
     bombcell's own ``bc_unitType`` per row, used to flag disagreements.
     """
     n = _n_rows(metrics)
-    param, notes = complete_params(dict(param) if param is not None else None)
+    no_param = param is None
+    param, notes = ({}, []) if no_param else complete_params(dict(param))
     n_rules = len(RULES)
-    values = np.full((n, n_rules), np.nan)
+    nan_col = np.full(n, np.nan)
+    v: list[np.ndarray] = []  # each rule's metric column (shared, not copied)
+    f = np.zeros((n_rules, n), dtype=bool)  # rule-major: each rule's row is contiguous
     thresholds = np.full(n_rules, np.nan)
     skipped = [""] * n_rules
     cols: dict[str, np.ndarray | None] = {}
+    keep_uncertain = as_bool(param.get("keepUncertainRPVUnits", False))
     for j, rule in enumerate(RULES):
-        if rule.metric not in cols:
-            cols[rule.metric] = _column(metrics, rule.metric, n)
+        for name in (rule.metric, rule.gate):
+            if name and name not in cols:
+                cols[name] = _column(metrics, name, n)
         col, thr = cols[rule.metric], _threshold(param, rule.param)
-        if not rule_is_active(rule, param):
+        if no_param and rule.param:
+            skipped[j] = "no parameter file"
+        elif not rule_is_active(rule, param):
             skipped[j] = "switched off (" + ", ".join(f"{k}={as_bool(param.get(k))}" for k, _ in rule.switches) + ")"
         elif col is None:
             skipped[j] = f"metric column {rule.metric!r} missing"
         elif thr is None:
             skipped[j] = f"parameter {rule.param!r} missing"
-        elif rule.gate and _column(metrics, rule.gate, n) is None:
+        elif rule.gate and cols[rule.gate] is None:
             skipped[j] = f"metric column {rule.gate!r} missing"
-        if col is not None:
-            values[:, j] = col
+        v.append(nan_col if col is None else col)
         if thr is not None:
             thresholds[j] = thr
+        if skipped[j]:
+            continue
+        # strict comparisons; NaN compares False, so a NaN metric never fails (except isnan)
+        if rule.op == ">":
+            np.greater(v[j], thr, out=f[j])
+        elif rule.op == "<":
+            np.less(v[j], thr, out=f[j])
+        else:
+            np.isnan(v[j], out=f[j])
+        if rule.gate:
+            f[j] &= ~np.isnan(cols[rule.gate])
+        if rule.uncertain_rpv_exempt and keep_uncertain:
+            status = _column(metrics, "RPV_status", n)
+            if status is not None:
+                f[j] &= status != 0
     evaluated = np.array([s == "" for s in skipped])
     if any(s and not s.startswith("switched off") for s in skipped):
         notes.append("rules not evaluated: " + "; ".join(
             f"{RULES[j].name}: {s}" for j, s in enumerate(skipped) if s and not s.startswith("switched off")))
-
-    with np.errstate(invalid="ignore"):
-        isnan = np.isnan(values)
-        fails = ((values > thresholds) & _OP_GT) | ((values < thresholds) & _OP_LT) | (isnan & _OP_NAN)
-        fails &= evaluated
-        scale = np.where(np.isfinite(thresholds) & (thresholds != 0), np.abs(thresholds), 1.0)
-        excess = np.where(_OP_GT, values - thresholds, thresholds - values) / scale
-        excess[:, _OP_NAN] = np.where(isnan[:, _OP_NAN], np.inf, -np.inf)
-    for j, rule in enumerate(RULES):
-        if not evaluated[j]:
-            continue
-        if rule.gate:
-            fails[:, j] &= ~np.isnan(_column(metrics, rule.gate, n))
-        if rule.uncertain_rpv_exempt and as_bool(param.get("keepUncertainRPVUnits", False)):
-            status = _column(metrics, "RPV_status", n)
-            if status is not None:
-                fails[:, j] &= ~(status == 0)
 
     n_spikes = cols.get("nSpikes")
     if n_spikes is None:
@@ -311,57 +413,79 @@ def evaluate(
         notes.append("no nSpikes column: empty units cannot be recognised")
     else:
         empty = n_spikes == 0
-    block = np.array([BLOCKS.index(r.block) for r in RULES])
-    noise = fails[:, block == 0].any(axis=1) & ~empty
+    noise = f[_BLOCK_SLICE[NOISE]].any(axis=0) & ~empty
     group_ok = all(evaluated[j] for j in _GROUP_IDX)
-    nonsoma_group = fails[:, _GROUP_IDX].all(axis=1) if group_ok else np.zeros(n, dtype=bool)
-    e_idx = next(j for j, r in enumerate(RULES) if r.block == NON_SOMA and r.group is None)
-    nonsoma = nonsoma_group | fails[:, e_idx]
-    mua = fails[:, block == 2].any(axis=1) & ~noise
+    nonsoma_group = f[_GROUP_IDX].all(axis=0) if group_ok else np.zeros(n, dtype=bool)
+    nonsoma = nonsoma_group | f[_E_IDX]
+    mua = f[_BLOCK_SLICE[MUA]].any(axis=0) & ~noise
 
     split = as_bool(param.get("splitGoodAndMua_NonSomatic", False))
-    code = np.where(noise, 0, np.where(mua, 2, 1))
+    code = np.ones(n, dtype=np.int8)
+    code[mua] = 2
     if split:
-        code = np.where(nonsoma & (code == 1), 3, np.where(nonsoma & (code == 2), 4, code))
+        code[nonsoma & (code == 1)] = 3
+        code[nonsoma & (code == 2)] = 4
     else:
-        code = np.where(nonsoma & (code != 0), 3, code)
-    code = np.where(empty, 5, code)
+        code[nonsoma] = 3
+    code[noise] = 0
+    code[empty] = 5
     names = SPLIT_LABELS if split else LABELS
     label = names[code]
 
-    # main reason: furthest past threshold within the deciding block
-    ev = Evaluation(np.asarray(cluster_ids if cluster_ids is not None else np.arange(n)).astype(np.int64),
-                    param, values, thresholds, skipped, fails, excess, empty, nonsoma_group, code, label,
-                    np.full(n, -1), np.full(n, "", dtype=object), np.full(n, "ok", dtype=object), None, notes)
-    cand_excess = np.full((n, len(CANDIDATES)), -np.inf)
-    single = _SINGLE >= 0
-    cand_excess[:, single] = excess[:, _SINGLE[single]]
-    cand_excess[:, _GROUP_CAND] = excess[:, _GROUP_IDX].min(axis=1)
-    deciding = np.select([code == 0, (code == 3) | (code == 4), code == 2], [0, 1, 2], -1)
-    sel = ev.candidate_fails & (_CAND_BLOCK[None, :] == deciding[:, None])
-    score = np.where(sel, cand_excess, -np.inf)
-    main = np.where(sel.any(axis=1), np.argmax(score, axis=1), -1)
-    ev.main = main
-
+    # candidates (AND group as one), rule-major
     n_cand = len(CANDIDATES)
+    cand_f = np.empty((n_cand, n), dtype=bool)
+    for k, cand in enumerate(CANDIDATES):
+        cand_f[k] = f[cand.rules[0]] if len(cand.rules) == 1 else nonsoma_group
+    # main reason: furthest past threshold within the deciding block, first in rule order on ties;
+    # distances are computed only where a candidate is eligible (failures are sparse)
+    # bit k of `bits` = candidate k failed; keep only the deciding block's candidates
+    bits = np.zeros(n, dtype=np.int64)
+    for k in range(n_cand):
+        bits += cand_f[k].astype(np.int64) << k
+    eligible = bits & _BLOCK_BITS_OF_CODE[code]
+    factor = _SIGN / np.where(np.isfinite(thresholds) & (thresholds != 0), np.abs(thresholds), 1.0)
+    one = (eligible & (eligible - 1)) == 0  # zero or one eligible failure
+    main = np.where(one & (eligible != 0), np.frexp(eligible.astype(np.float64))[1] - 1, -1).astype(np.intp)
+    multi = np.flatnonzero(~one)
+    if multi.size:
+        emulti = eligible[multi]
+        best = np.full(multi.size, -np.inf)
+        pick = np.full(multi.size, -1)
+        for k, cand in enumerate(CANDIDATES):
+            sub = np.flatnonzero((emulti >> k) & 1)
+            if sub.size == 0:
+                continue
+            rows = multi[sub]
+            if RULES[cand.rules[0]].op == "isnan":
+                x = np.full(rows.size, np.inf)
+            else:
+                x = np.min([(v[j][rows] - thresholds[j]) * factor[j] for j in cand.rules], axis=0)
+            better = x > best[sub]
+            best[sub[better]] = x[better]
+            pick[sub[better]] = k
+        main[multi] = pick
+
     table = np.empty((len(names), n_cand + 1), dtype=object)
+    missing = [RULES[j].name for j, s in enumerate(skipped) if s and not s.startswith("switched off")]
     good_text = GOOD_TEXT
-    if ev.missing_rules:
-        good_text = f"GOOD: passed all evaluated thresholds ({len(ev.missing_rules)} not evaluated)"
+    if missing:
+        good_text = f"GOOD: passed all evaluated thresholds ({len(missing)} not evaluated)"
     for c, lab in enumerate(names):
         for k, cand in enumerate(CANDIDATES):
             text = NAN_PEAKS_TEXT if RULES[cand.rules[0]].op == "isnan" else cand.name
             table[c, k] = f"{lab}: {text}"
         table[c, n_cand] = good_text.replace("GOOD", lab, 1) if lab else EMPTY_TEXT
-    ev.main_reason = table[code, main]  # main == -1 picks the last column
-    ev.main_reason[empty] = EMPTY_TEXT
+    main_reason = table[code, main]  # main == -1 picks the last column
 
+    ids = np.asarray(cluster_ids if cluster_ids is not None else np.arange(n)).astype(np.int64)
+    ev = Evaluation(ids, param, v, thresholds, skipped, f.T, cand_f, empty, nonsoma_group, code,
+                    label, main, main_reason, np.full(n, "ok", dtype=object), None, notes, bits)
     if saved_labels is not None:
         saved = np.array(["" if s is None or (isinstance(s, float) and np.isnan(s)) else str(s)
                           for s in np.asarray(saved_labels, dtype=object).tolist()], dtype=object)
         ev.saved_label = saved
         bad = np.flatnonzero(saved != label)
-        missing = ev.missing_rules
         for i in bad.tolist():
             if missing:
                 ev.status[i] = "undetermined"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from pathlib import Path
 
 from .kilosort import DatasetError, load_arrays, read_params
@@ -60,10 +61,13 @@ def run_bombcell(ks_dir: str | Path, save_path: str | Path | None = None, *, raw
     save = Path(save_path) if save_path is not None else ks_dir / "bombcell"
     save.mkdir(parents=True, exist_ok=True)
     param = bombcell_params(ks_dir, raw=raw, **param_overrides)
-    sink = io.StringIO()
-    redirect = contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext()
     try:
-        with redirect:
+        with contextlib.ExitStack() as stack:
+            if quiet:  # bombcell prints progress bars, joblib logs and fit warnings
+                stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+                stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+                stack.enter_context(warnings.catch_warnings())
+                warnings.simplefilter("ignore")
             bc.run_bombcell(str(ks_dir), str(save), param)
     except Exception as exc:
         raise DatasetError(f"bombcell failed on {ks_dir}: {type(exc).__name__}: {exc}") from exc

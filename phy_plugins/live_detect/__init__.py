@@ -6,6 +6,9 @@ Python/numpy/numba; only ``view`` and ``plugin`` import Qt.
 
 from .config import ThresholdConfig
 from .detector import EventBatch, StreamingDetector
+from .events import AnalysisEvent, to_events
 from .offline import detect
+from .settings import SettingsStore
 
-__all__ = ["EventBatch", "StreamingDetector", "ThresholdConfig", "detect"]
+__all__ = ["AnalysisEvent", "EventBatch", "SettingsStore", "StreamingDetector", "ThresholdConfig", "detect",
+           "to_events"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import ThresholdConfig
 from .filters import CausalBandpass
-from .kernel import apply_refractory, find_crossings, scan_peaks
+from .kernel import apply_refractory, detect_rows, gather
 from .neighbours import neighbour_csr
 from .noise import NoiseEstimate, NoiseTracker
 
@@ -100,6 +100,10 @@ class StreamingDetector:
             self._estimates.append(NoiseEstimate(self.start_index, zero, np.full(self.n_channels, np.nan)))
         self._tables: tuple | None = None
         self._version = 0  # bumps whenever the threshold tables must be rebuilt
+        ring = 1 << int(np.ceil(np.log2(self.sweep + max(self.sweep, self.n_pre) + 2)))
+        self._z = np.zeros((ring, self.n_channels), np.float32)  # score ring buffer of the kernel
+        self._hit = np.zeros(ring, np.bool_)
+        self._out = np.empty((3, 0), np.int64)  # kernel outputs (rows, channels, crossings), reused
         self._dtype: np.dtype | None = None
         self._tail = np.zeros((0, self.n_channels))  # history rows kept from earlier chunks
         self._tail_start = self.start_index  # absolute index of the tail's first row
@@ -250,28 +254,33 @@ class StreamingDetector:
             return self._tables
         mode = _MODES[self.config.polarity]
         k = len(self._estimates)
-        lo = np.full((k, self.n_channels), -np.inf)
-        hi = np.full((k, self.n_channels), np.inf)
-        integer = self._dtype is not None and self._dtype.kind in "iu" and self._dtype.itemsize <= 2
         off = np.zeros((k, self.n_channels))
         inv = np.zeros((k, self.n_channels))
+        lo = np.full((k, self.n_channels), -np.inf)
+        hi = np.full((k, self.n_channels), np.inf)
         sig = np.stack([e.sigma for e in self._estimates])
         for i, est in enumerate(self._estimates):
             mag = self._magnitudes(est)
             alive = np.isfinite(mag)
-            base = np.where(np.isfinite(est.median), est.median, 0.0)
-            off[i] = base
+            off[i] = np.where(np.isfinite(est.median), est.median, 0.0)
             inv[i, alive] = 1.0 / mag[alive]
+            # raw pre-test, widened by 0.1 % so that it is a superset of score >= 1 (float32)
+            wide = 0.999 * mag[alive]
             if mode in (0, 2):
-                lo[i, alive] = base[alive] - mag[alive]
+                lo[i, alive] = off[i, alive] - wide
             if mode in (1, 2):
-                hi[i, alive] = base[alive] + mag[alive]
-        if integer:  # same test on integers, compared without float conversion
-            big = np.iinfo(np.int32)
-            lo = np.clip(np.floor(lo), big.min, big.max).astype(np.int32)
-            hi = np.clip(np.ceil(hi), big.min, big.max).astype(np.int32)
+                hi[i, alive] = off[i, alive] + wide
+        if self._dtype is not None and self._dtype.kind in "iu" and self._dtype.itemsize <= 2:
+            # integer data: compare in the data's own type (clamping keeps the test a superset)
+            kind = self._dtype if self._dtype == np.int16 else np.dtype(np.int32)
+            big = np.iinfo(kind)
+            lo = np.clip(np.ceil(lo), big.min, big.max).astype(kind)
+            hi = np.clip(np.floor(hi), big.min, big.max).astype(kind)
+        elif self._dtype is not None and self._dtype.kind == "f":
+            lo, hi = lo.astype(self._dtype), hi.astype(self._dtype)
         starts = np.array([e.apply_from for e in self._estimates], np.int64)
-        self._tables = (self._version, lo, hi, off, inv, sig, starts, mode)
+        self._tables = (self._version, lo, hi, off.astype(np.float32), inv.astype(np.float32), off, inv, sig,
+                        starts, mode)
         return self._tables
 
     def _row_sets(self, starts: np.ndarray, n_rows: int) -> np.ndarray:
@@ -293,28 +302,27 @@ class StreamingDetector:
         row1 = limit - self._tail_start
         if row1 <= row0:
             return
-        _, lo, hi, off, inv, sig_tab, starts, mode = self._build_tables()
+        _, lo, hi, off32, inv32, off, inv, sig_tab, starts, mode = self._build_tables()
         row_set = self._row_sets(starts, n_rows)
-        cap = self.n_channels * ((row1 - row0) // (self.sweep + 1) + 1)
-        out_row = np.empty(cap, np.int64)
-        out_ch = np.empty(cap, np.int64)
-        n = scan_peaks(xa, x, row0, row1, n_rows, row_set, lo, hi, off, inv, mode, self.sweep,
-                       self.nb_ptr, self.nb_idx, out_row, out_ch)
+        cap = self.n_channels * ((row1 - row0) // (self.sweep + 1) + 1)  # at most one peak per sweep
+        if self._out.shape[1] < cap:
+            self._out = np.empty((3, cap), np.int64)
+        out_row, out_ch, out_cross = self._out
+        n = detect_rows(xa, x, row0, row1, n_rows, row_set, lo, hi, off32, inv32, mode, self.sweep, self.n_pre,
+                        self.nb_ptr, self.nb_idx, self._z, self._hit, out_row, out_ch, out_cross)
         self._scan_next = limit
         if n == 0:
             return
-        rows, ch = out_row[:n], out_ch[:n]
+        rows, ch, crossing = out_row[:n].copy(), out_ch[:n].copy(), out_cross[:n].copy()
         abs_t = rows + self._tail_start
         keep = np.empty(n, np.bool_)
         interval = np.full(n, -1, np.int64)
         refr = self.config.samples(self.config.refractory_s, self.sample_rate)
         apply_refractory(abs_t, ch, self._last, refr, keep, interval)
-        rows, ch, abs_t, interval = rows[keep], ch[keep], abs_t[keep], interval[keep]
+        rows, ch, abs_t, interval, crossing = rows[keep], ch[keep], abs_t[keep], interval[keep], crossing[keep]
         m = len(rows)
         if m == 0:
             return
-        crossing = np.empty(m, np.int64)
-        find_crossings(xa, x, rows, ch, row_set, lo, hi, self.n_pre, crossing)
         sets = row_set[rows]
         amp = self._values(x, rows, ch).astype(np.float64)
         base = off[sets, ch]
@@ -350,7 +358,6 @@ class StreamingDetector:
         self._pending = [rest] if len(rest) else []
         if n_ready == 0:
             return EventBatch.empty(self.n_pre, self.n_post, self.sample_rate)
-        offs = np.arange(-self.n_pre, self.n_post)
-        rows = ready.peak_index[:, None] - self._tail_start + offs
-        ready.waveforms = self._values(x, rows, ready.channel[:, None]).astype(np.float32)
+        ready.waveforms = np.empty((n_ready, self.n_pre + self.n_post), np.float32)
+        gather(self._tail, x, ready.peak_index - self.n_pre - self._tail_start, ready.channel, ready.waveforms)
         return ready

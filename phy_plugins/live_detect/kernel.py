@@ -1,12 +1,13 @@
-"""Numba kernels of the detector: locally exclusive peak scan, refractory, crossing search.
+"""Numba kernels of the detector: normalised scores, locally exclusive peaks, refractory.
 
-The signal is given as two (rows, channels) arrays of one dtype, ``xa`` (history kept from
-earlier chunks) followed by ``xb`` (the new chunk), so the chunk is never copied; "row" means
-the row of their virtual concatenation. Row ``r`` uses threshold set ``row_set[r]``: for set
-``k`` a sample is a candidate when ``x <= lo[k, c]`` or ``x >= hi[k, c]``, and its score is
-``(x - off[k, c]) * inv[k, c]`` signed by the polarity (mode 0 neg, 1 pos, 2 both = absolute).
-A candidate is an event when no sample within +-``sweep`` rows on itself or a neighbour channel
-has a larger score (ties go to the earlier row, then to the lower channel).
+The signal comes as two (rows, channels) arrays of one dtype, ``xa`` (history kept from
+earlier chunks) followed by ``xb`` (the new chunk), so the chunk is never copied; "row" is a
+row of their virtual concatenation. Row ``r`` uses threshold set ``row_set[r]``. The score of a
+sample is ``(off - x) * inv`` (mode 0, negative peaks), ``(x - off) * inv`` (mode 1) or
+``|x - off| * inv`` (mode 2), with ``inv = 1 / threshold`` (0 on dead channels): a sample is
+beyond threshold when its score is >= 1. A peak is a sample beyond threshold that no sample
+within +-``sweep`` rows on itself or a neighbour channel beats (higher score; ties go to the
+earlier row, then to the lower channel), so the order is strict and each spike is kept once.
 """
 
 from __future__ import annotations
@@ -16,82 +17,109 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _score(v, off, inv, mode):
-    d = v - off
-    if mode == 0:
-        d = -d
-    elif mode == 2:
-        d = abs(d)
-    return d * inv
+def _score_row(row, k, lo, hi, off, inv, mode, zr):
+    """Scores of one row into ``zr``; return whether the row may hold a sample beyond threshold.
 
-
-@njit(cache=True, nogil=True, inline="always")
-def _at(xa, xb, r, c):
-    na = xa.shape[0]
-    if r < na:
-        return np.float64(xa[r, c])
-    return np.float64(xb[r - na, c])
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _beats(xa, xb, row_set, off, inv, mode, s, r, c, c2, r_lo, r_hi):
-    """True if sample (r, c) with score s beats every sample of channel c2 in rows [r_lo, r_hi)."""
-    if c2 == c:  # nearest rows first: a rising or falling edge fails at once
-        for d in range(1, max(r - r_lo, r_hi - 1 - r) + 1):
-            for r2 in (r - d, r + d):
-                if r_lo <= r2 < r_hi:
-                    k2 = row_set[r2]
-                    s2 = _score(_at(xa, xb, r2, c), off[k2, c], inv[k2, c], mode)
-                    if s2 > s or (s2 == s and r2 < r):
-                        return False
-        return True
-    for r2 in range(r_lo, r_hi):
-        k2 = row_set[r2]
-        s2 = _score(_at(xa, xb, r2, c2), off[k2, c2], inv[k2, c2], mode)
-        if s2 > s or (s2 == s and (r2 < r or (r2 == r and c2 < c))):
-            return False
-    return True
+    The raw test ``x <= lo or x >= hi`` (no conversion, vectorised) is a slightly widened
+    superset of ``score >= 1``; scores are computed only for rows that pass it, so a row
+    reported False has every score < 1: it can neither hold nor beat a peak.
+    """
+    lo_k = lo[k]
+    hi_k = hi[k]
+    n_ch = row.shape[0]
+    h = False
+    for c in range(n_ch):
+        v = row[c]
+        h |= (v <= lo_k[c]) | (v >= hi_k[c])
+    if h:
+        o = off[k]
+        iv = inv[k]
+        if mode == 0:
+            for c in range(n_ch):
+                zr[c] = (o[c] - np.float32(row[c])) * iv[c]
+        elif mode == 1:
+            for c in range(n_ch):
+                zr[c] = (np.float32(row[c]) - o[c]) * iv[c]
+        else:
+            for c in range(n_ch):
+                zr[c] = abs(np.float32(row[c]) - o[c]) * iv[c]
+    return h
 
 
 @njit(cache=True, nogil=True)
-def scan_peaks(xa, xb, row0, row1, valid1, row_set, lo, hi, off, inv, mode, sweep,
-               nb_ptr, nb_idx, out_row, out_ch):
-    """Write the locally exclusive peaks with rows in [row0, row1) to ``out_*``; return count.
+def detect_rows(xa, xb, row0, row1, n_valid, row_set, lo, hi, off, inv, mode, sweep, max_back,
+                nb_ptr, nb_idx, z, hit, out_row, out_ch, out_cross):
+    """Find the peaks with rows in [row0, row1); rows [0, n_valid) exist. Return their count.
 
-    Rows outside [0, valid1) do not exist (start or end of the stream).
+    Scores live in the ring buffers ``z`` (rows, channels) and ``hit`` (rows), row ``r`` at
+    ``r & (len - 1)`` (a power of two larger than ``sweep + max(sweep, max_back) + 1``),
+    computed just ahead of the scan so a candidate's neighbourhood is still in cache.
+    ``out_cross`` receives the first row of the beyond-threshold run ending at each peak (at
+    most ``max_back`` rows back).
     """
-    n_ch = xa.shape[1]
+    mask = z.shape[0] - 1
+    n_ch = z.shape[1]
     na = xa.shape[0]
+    done = max(0, row0 - max(sweep, max_back))  # next row to score
     n = 0
     for r in range(row0, row1):
-        row = xa[r] if r < na else xb[r - na]
-        k = row_set[r]
-        lo_k = lo[k]
-        hi_k = hi[k]
-        hit = False
-        for c in range(n_ch):
-            v = row[c]
-            hit |= (v <= lo_k[c]) | (v >= hi_k[c])
-        if not hit:
+        need = min(r + sweep + 1, n_valid)
+        while done < need:  # two call sites so that each sees one contiguous array (vectorised)
+            i = done & mask
+            if done < na:
+                h = _score_row(xa[done], row_set[done], lo, hi, off, inv, mode, z[i])
+            else:
+                h = _score_row(xb[done - na], row_set[done], lo, hi, off, inv, mode, z[i])
+            hit[i] = h
+            done += 1
+        if not hit[r & mask]:
             continue
+        r_lo = max(r - sweep, 0)
+        r_hi = need
+        zr = z[r & mask]
         for c in range(n_ch):
-            v = row[c]
-            if not (v <= lo_k[c] or v >= hi_k[c]):
+            s = zr[c]
+            if not s >= 1.0:
                 continue
-            s = _score(np.float64(v), off[k, c], inv[k, c], mode)
-            r_lo = max(r - sweep, 0)
-            r_hi = min(r + sweep + 1, valid1)
-            # same channel first (cheap, rejects most samples of a spike), then the neighbours
-            ok = _beats(xa, xb, row_set, off, inv, mode, s, r, c, c, r_lo, r_hi)
-            j = nb_ptr[c]
-            while ok and j < nb_ptr[c + 1]:
-                c2 = nb_idx[j]
-                if c2 != c:
-                    ok = _beats(xa, xb, row_set, off, inv, mode, s, r, c, c2, r_lo, r_hi)
-                j += 1
+            ok = True
+            # same channel, nearest rows first: a rising or falling edge fails at once
+            for d in range(1, sweep + 1):
+                a = r - d
+                if a >= r_lo and hit[a & mask] and z[a & mask, c] >= s:
+                    ok = False
+                    break
+                b = r + d
+                if b < r_hi and hit[b & mask] and z[b & mask, c] > s:
+                    ok = False
+                    break
+            # neighbour channels, nearest rows first: the spike's best channel rejects at once
+            d = 0
+            while ok and d <= sweep:
+                a = r - d
+                b = r + d
+                use_a = a >= r_lo and hit[a & mask]
+                use_b = d > 0 and b < r_hi and hit[b & mask]
+                for j in range(nb_ptr[c], nb_ptr[c + 1]):
+                    c2 = nb_idx[j]
+                    if c2 == c:
+                        continue
+                    if use_a:
+                        s2 = z[a & mask, c2]
+                        if s2 > s or (s2 == s and (d > 0 or c2 < c)):
+                            ok = False
+                            break
+                    if use_b and z[b & mask, c2] > s:
+                        ok = False
+                        break
+                d += 1
             if ok:
+                cr = r
+                stop = max(r - max_back, 0)
+                while cr - 1 >= stop and hit[(cr - 1) & mask] and z[(cr - 1) & mask, c] >= 1.0:
+                    cr -= 1
                 out_row[n] = r
                 out_ch[n] = c
+                out_cross[n] = cr
                 n += 1
     return n
 
@@ -115,16 +143,13 @@ def apply_refractory(abs_t, ch, last, refractory, keep, interval):
 
 
 @njit(cache=True, nogil=True)
-def find_crossings(xa, xb, rows, ch, row_set, lo, hi, max_back, out):
-    """For each peak, the first row of the beyond-threshold run that ends at the peak."""
-    for i in range(rows.shape[0]):
-        r = rows[i]
+def gather(xa, xb, first, ch, out):
+    """``out[i] = x[first[i] : first[i] + width, ch[i]]`` from the virtual rows, edge-clipped."""
+    na = xa.shape[0]
+    last = na + xb.shape[0] - 1
+    width = out.shape[1]
+    for i in range(first.shape[0]):
         c = ch[i]
-        stop = max(r - max_back, 0)
-        while r - 1 >= stop:
-            k = row_set[r - 1]
-            v = _at(xa, xb, r - 1, c)
-            if not (v <= lo[k, c] or v >= hi[k, c]):
-                break
-            r -= 1
-        out[i] = r
+        for j in range(width):
+            r = min(max(first[i] + j, 0), last)
+            out[i, j] = xa[r, c] if r < na else xb[r - na, c]

@@ -105,7 +105,8 @@ def restore_sklearn_compat(pipeline) -> list[str]:
             fixed += restore_sklearn_compat(step)
         elif hasattr(step, "_fit_dtype") and not hasattr(step, "_fill_dtype"):
             step._fill_dtype = step._fit_dtype
-            fixed.append(f"{name}: restored SimpleImputer._fill_dtype from _fit_dtype (model saved with scikit-learn < 1.8)")
+            fixed.append(f"{name}: restored SimpleImputer._fill_dtype from _fit_dtype "
+                         "(model saved with scikit-learn < 1.8)")
         elif hasattr(step, "_fill_dtype") and not hasattr(step, "_fit_dtype"):
             step._fit_dtype = step._fill_dtype
             fixed.append(f"{name}: restored SimpleImputer._fit_dtype from _fill_dtype")

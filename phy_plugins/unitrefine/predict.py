@@ -27,7 +27,9 @@ class FeatureCheck:
     def message(self) -> str:
         if not self.missing:
             return ""
-        share = "" if self.importance_missing is None else f" ({self.importance_missing:.0%} of the model's feature importance)"
+        share = ""
+        if self.importance_missing is not None:
+            share = f" ({self.importance_missing:.0%} of the model's feature importance)"
         return f"{len(self.missing)} model features unavailable, imputed: {', '.join(self.missing)}{share}"
 
 

@@ -34,8 +34,7 @@ FULL_GRID: dict[str, list[dict]] = {
     ],
     "LogisticRegression": [{"C": c, "class_weight": "balanced", "max_iter": 2000} for c in (0.01, 0.1, 1.0, 10.0)],
     "MLPClassifier": [
-        {"hidden_layer_sizes": h, "alpha": a, "max_iter": 1000, "early_stopping": False}
-        for h in ((50,), (100, 50)) for a in (1e-4, 1e-2)
+        {"hidden_layer_sizes": h, "alpha": a, "max_iter": 300} for h in ((32,), (64, 32)) for a in (1e-4, 1e-2)
     ],
 }
 TINY_GRID: dict[str, list[dict]] = {k: v[:1] for k, v in FULL_GRID.items()}
@@ -75,10 +74,11 @@ class SearchResult:
         if self.loso is not None:
             lines += ["## Leave-one-session-out (expected accuracy on a new recording)", "",
                       markdown_table(self.loso), ""]
-        lines += ["## Configurations", "", markdown_table(self.scores.drop(columns=["best_params"])),
-                  "", "## Confusion matrix (cross-validated, rows = true)", "", markdown_table(self.confusion.reset_index(names="")), "",
-                  "## Feature importances (best pipeline)", "",
-                  markdown_table(self.importances.head(20).rename("importance").rename_axis("feature").reset_index()), ""]
+        importances = self.importances.head(20).rename("importance").rename_axis("feature").reset_index()
+        lines += ["## Configurations", "", markdown_table(self.scores.drop(columns=["best_params"])), "",
+                  "## Confusion matrix (cross-validated, rows = true)", "",
+                  markdown_table(self.confusion.reset_index(names="")), "",
+                  "## Feature importances (best pipeline)", "", markdown_table(importances), ""]
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -173,16 +173,23 @@ def training_set(metrics: pd.DataFrame, labels: pd.Series, feature_names: list[s
     return frame, y, conv
 
 
-def _fold_task(args):
-    """Fit/score one (imputer, scaler, classifier, params) on one fold; returns its predictions."""
-    imputer, scaler, clf, params, seed, x, y, train, test = args
-    pipe = make_pipeline(imputer, scaler or "standard_scaler", clf, params, seed)
+def _preprocess(imputer: str, scaler: str | None, x: np.ndarray, train: np.ndarray, test: np.ndarray):
+    """Imputer (+ scaler) fitted on the training rows, applied to both (as the pipeline does)."""
+    steps = [make_imputer(imputer)] + ([make_scaler(scaler)] if scaler else [])
+    a, b = x[train], x[test]
+    for step in steps:
+        a = step.fit_transform(a)
+        b = step.transform(b)
+    return a, b
+
+
+def _fit_predict(clf: str, params: dict, seed: int, xa: np.ndarray, ya: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """Fit one classifier on preprocessed training rows; predictions for the test rows."""
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipe.fit(x[train], y[train])
-        return pipe.predict(x[test])
+        warnings.simplefilter("ignore")  # convergence warnings of small folds
+        return make_classifier(clf, params, seed).fit(xa, ya).predict(xb)
 
 
 def _scores(y_true, y_pred) -> tuple[float, float, float]:
@@ -236,9 +243,14 @@ def search(
                     configs.append((imp, sc, clf, params))
     tasks = [(c, k) for c in range(len(configs)) for k in range(len(splits))]
     n_jobs = n_jobs or default_jobs()
+    # tree models ignore scaling (monotonic per feature): they get the imputed data only
+    prep = {(imp, sc, k): _preprocess(imp, sc, x, *splits[k])
+            for imp, sc in {(c[0], c[1]) for c in configs} for k in range(len(splits))}
     preds: dict[tuple[int, int], np.ndarray] = {}
     runner = Parallel(n_jobs=n_jobs, return_as="generator", prefer=backend)
-    gen = runner(delayed(_fold_task)((*configs[c], seed, x, yv, *splits[k])) for c, k in tasks)
+    gen = runner(delayed(_fit_predict)(configs[c][2], configs[c][3], seed, prep[(configs[c][0], configs[c][1], k)][0],
+                                       yv[splits[k][0]], prep[(configs[c][0], configs[c][1], k)][1])
+                 for c, k in tasks)
     for i, ((c, k), pred) in enumerate(zip(tasks, gen), 1):
         preds[(c, k)] = pred
         if progress:
@@ -315,7 +327,8 @@ def leave_one_session_out(frame: pd.DataFrame, y: pd.Series, sessions: pd.Series
     return out
 
 
-def refit(pipeline, metrics: pd.DataFrame, labels: pd.Series, label_conversion: dict) -> tuple[object, pd.DataFrame, pd.Series]:
+def refit(pipeline, metrics: pd.DataFrame, labels: pd.Series,
+          label_conversion: dict) -> tuple[object, pd.DataFrame, pd.Series]:
     """Fast update: same pipeline and hyper-parameters, refitted on new labels (no search)."""
     from sklearn.base import clone
 

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
                    help="at most this many pairs per cluster (default 3)")
     p.add_argument("--workers", type=int, default=None, help="concurrent requests (default 8)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per request (default 60)")
+    p.add_argument("--retries", type=int, default=None,
+                   help="retries per pair on 429/5xx/timeouts, with backoff (default 4)")
     p.add_argument("--no-waveforms", action="store_true", help="omit the waveform panel")
     p.add_argument("--no-cache", action="store_true", help="judge every pair again")
     p.add_argument("--dry-run", action="store_true",
@@ -58,7 +60,8 @@ def _config(args: argparse.Namespace):
         workers=int(pick(args.workers, "workers", 8)),
         waveforms=not args.no_waveforms,
         use_cache=not args.no_cache,
-        retry=RetryPolicy(timeout=float(pick(args.timeout, "timeout", 60.0))),
+        retry=RetryPolicy(timeout=float(pick(args.timeout, "timeout", 60.0)),
+                          max_attempts=1 + max(0, int(pick(args.retries, "retries", 4)))),
     )
 
 

@@ -108,7 +108,7 @@ class PhyPluginsVlmMergePlugin(IPlugin):
 
     @isolated
     def _on_cluster(self, sender, up, **kwargs):
-        if getattr(up, "history", None) == "undo" and getattr(up, "description", "") == "merge":
+        if getattr(up, "history", None) == "undo":  # an undone Accept: back to pending
             restored = set(int(c) for c in (up.added or []))
             for s in self.suggestions.items.values():
                 if s.status == ACCEPTED and set(s.pair) <= restored:

@@ -1,0 +1,125 @@
+"""Check our phy-folder metrics against SpikeInterface's own on the same generated folder.
+
+SpikeInterface gets the raw recording (high-pass 300 Hz), the same spike trains and the probe;
+we get the phy folder. For every metric: rank correlation across clusters, median relative
+difference, and the share of clusters where both agree within 1 %. Also times both.
+
+    python benchmarks/bench_unitrefine_metrics.py [--seed 0] [--json out.json]
+
+Needs the 'bench' extra (spikeinterface).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# SpikeInterface >= 0.103 names of the 0.102 template metrics our models use
+RENAMED = {"peak_to_valley": "peak_to_trough_duration", "half_width": "trough_half_width",
+           "peak_trough_ratio": "peak_after_to_trough_ratio"}
+
+
+FRACTIONS = {"presence_ratio", "amplitude_cutoff", "sliding_rp_violation", "rp_contamination", "nn_hit_rate",
+             "nn_miss_rate", "sync_spike_2", "sync_spike_4", "sync_spike_8"}
+
+
+def si_metrics(ks_dir: Path) -> tuple[pd.DataFrame, float]:
+    import spikeinterface.full as si
+
+    from phy_plugins.core.kilosort import load_arrays
+    from phy_plugins.core.synthetic import load_ground_truth
+
+    arr = load_arrays(ks_dir)
+    gain = float(load_ground_truth(ks_dir).get("gain_uv", 1.0))
+    t = time.perf_counter()
+    rec = si.read_binary(arr.dat_path, sampling_frequency=arr.sample_rate, num_channels=arr.n_channels_dat,
+                         dtype=arr.dtype, gain_to_uV=gain, offset_to_uV=0.0)
+    rec.set_dummy_probe_from_locations(arr.channel_positions)
+    rec = si.highpass_filter(rec, freq_min=300.0)
+    sorting = si.NumpySorting.from_samples_and_labels([np.asarray(arr.spike_times)],
+                                                      [np.asarray(arr.spike_clusters)], arr.sample_rate)
+    analyzer = si.create_sorting_analyzer(sorting, rec, sparse=True, format="memory", return_in_uV=True)
+    analyzer.compute(["random_spikes", "waveforms", "templates", "noise_levels", "spike_amplitudes",
+                      "spike_locations", "principal_components"], n_jobs=1, progress_bar=False)
+    analyzer.compute("template_metrics", include_multi_channel_metrics=True)
+    analyzer.compute("quality_metrics")
+    frame = analyzer.get_extension("quality_metrics").get_data()
+    frame = frame.join(analyzer.get_extension("template_metrics").get_data())
+    return frame, time.perf_counter() - t
+
+
+def compare(ours: pd.DataFrame, theirs: pd.DataFrame) -> pd.DataFrame:
+    from scipy.stats import spearmanr
+
+    rows = []
+    for name in ours.columns:
+        col = RENAMED.get(name, name) if name not in theirs.columns else name
+        if col not in theirs.columns:
+            rows.append({"metric": name, "si_column": "-", "n": 0})
+            continue
+        a = ours[name]
+        b = theirs.loc[ours.index, col].astype(float)
+        if name == "peak_trough_ratio" and col != name:
+            b = -b
+        if name == "amplitude_median":  # SpikeInterface 0.105 keeps the sign; 0.102 models saw magnitudes
+            b = b.abs()
+        ok = a.notna() & b.notna() & np.isfinite(a) & np.isfinite(b)
+        n = int(ok.sum())
+        row = {"metric": name, "si_column": col, "n": n, "nan_ours": int(a.isna().sum()),
+               "nan_si": int(b.isna().sum())}
+        if n >= 3:
+            # relative difference; absolute for fractions in [0, 1] (near-zero values blow up ratios)
+            scale = 1.0 if name in FRACTIONS else np.maximum(np.abs(b[ok]), 1e-12)
+            rel = np.abs(a[ok] - b[ok]) / scale
+            varies = a[ok].nunique() > 1 and b[ok].nunique() > 1
+            row["spearman"] = float(spearmanr(a[ok], b[ok]).statistic) if varies else np.nan
+            row["median_rel_diff"] = float(np.median(rel))
+            row["within_1pct"] = float(np.mean(rel <= 0.01))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="small")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    from phy_plugins.core.synthetic import generate_dataset
+    from phy_plugins.unitrefine.phy_features import compute_features
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ks = generate_dataset(Path(tmp) / "ks", preset=args.preset, seed=args.seed)
+        compute_features(ks, names=["num_spikes"])  # imports warm
+        t = time.perf_counter()
+        ours, report = compute_features(ks)
+        ours_s = time.perf_counter() - t
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs, si_s = si_metrics(ks)
+    table = compare(ours, theirs)
+    pd.set_option("display.width", 200)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("median_rel_diff / within_1pct: absolute difference for fractions, relative otherwise")
+    print(f"features: ours {ours_s:.2f} s from the phy folder; SpikeInterface {si_s:.2f} s from the raw file "
+          f"(ratio {ours_s / si_s:.2f}); {len(ours)} clusters")
+    if args.json:
+        args.json.write_text(json.dumps({"ours_s": ours_s, "si_s": si_s, "n_clusters": len(ours),
+                                         "table": table.to_dict(orient="records"),
+                                         "unavailable": report.unavailable}, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""vlm_merge inside a real phy GUI (offscreen): AI menu, background run against a local
+server, the suggestions dock, Accept through phy's supervisor + undo, Reject, similarity."""
+from __future__ import annotations
+
+import vlm_merge_data
+import vlm_merge_fake_server as fake
+
+from phy_plugins.core.synthetic import load_ground_truth
+from phy_plugins.vlm_merge.fewshot import FewShotBank
+from phy_plugins.vlm_merge.plugin import ai_actions
+from phy_plugins.vlm_merge.suggestions import ACCEPTED, PENDING, REJECTED
+
+vm_ks_session, vm_ks, vm_ks_rendered = (vlm_merge_data.vm_ks_session, vlm_merge_data.vm_ks,
+                                        vlm_merge_data.vm_ks_rendered)
+PLUGIN = "PhyPluginsVlmMergePlugin"
+
+
+def test_gui_suggest_accept_undo_reject(vm_ks_rendered, vm_ks, phy_gui, qtbot):
+    merges = {tuple(p) for p in load_ground_truth(vm_ks)["true_merges"]}
+
+    def respond(req, i):
+        pair = fake.pair_of(req)
+        return fake.decision("merge", 0.9, "refractory dip") if pair in merges else \
+            fake.decision("no_merge", 0.8, "flat CCG")
+
+    with fake.FakeChatServer(respond) as server:
+        c, gui = phy_gui(vm_ks, plugins=[PLUGIN])
+        plugin = c.phy_plugins_vlm_merge
+        sup = c.supervisor
+        menus = [a.text() for a in gui.menuBar().actions()]
+        assert menus.index("&AI") == menus.index("&Help") - 1
+        assert ai_actions(gui) is ai_actions(gui)  # get-or-create: one shared "AI" group
+        ai_texts = [a.text() for a in gui.get_menu("&AI").actions()]
+        assert any("Suggest merges" in t for t in ai_texts)
+        assert c.similarity_functions["ai_merge"] == plugin.similarity
+
+        plugin.suggest(threshold=0.93, model="gpt-4o", base_url=server.url, workers=4,
+                       confirm=False)
+        qtbot.waitUntil(lambda: len(plugin.suggestions) > 0 and not plugin.task.running,
+                        timeout=60000)
+        assert server.n_requests == len(plugin.suggestions) >= 5
+        view = plugin.view
+        assert view is not None and len(view.rows) == len(plugin.suggestions)
+        top = view.rows[0]
+        a, b = top.pair
+        assert top.pair in merges and top.result.decision == "merge"
+        assert sup.similarity == plugin.similarity
+        assert plugin.similarity(a)[0] == (b, 0.9)
+
+        view.select_row(0)  # clicking a row selects the pair in phy
+        qtbot.waitUntil(lambda: sorted(sup.selected) == [a, b], timeout=10000)
+        n_spikes = len(sup.clustering.spikes_in_clusters([a, b]))
+
+        view.accept_button.click()  # Accept = phy merge through the supervisor
+        qtbot.waitUntil(lambda: a not in sup.clustering.cluster_ids, timeout=10000)
+        new = max(sup.clustering.cluster_ids)
+        assert b not in sup.clustering.cluster_ids
+        assert len(sup.clustering.spikes_in_clusters([new])) == n_spikes
+        assert plugin.suggestions.get(a, b).status == ACCEPTED
+        assert [(e["a"], e["b"], e["label"]) for e in FewShotBank(vm_ks).entries] == [(a, b, "merge")]
+
+        sup.undo()
+        qtbot.waitUntil(lambda: {a, b} <= set(sup.clustering.cluster_ids), timeout=10000)
+        assert plugin.suggestions.get(a, b).status == PENDING
+        assert len(FewShotBank(vm_ks).entries) == 0
+
+        no = next(s for s in view.rows if s.result.decision == "no_merge")
+        view.select_row(view.rows.index(no))
+        view.reject_button.click()
+        assert plugin.suggestions.get(*no.pair).status == REJECTED
+        assert [(e["a"], e["b"], e["label"]) for e in FewShotBank(vm_ks).entries] == \
+            [(*no.pair, "no_merge")]
+        assert no.pair[1] not in [o for o, _ in plugin.similarity(no.pair[0])]
+        assert (vm_ks / "vlm_merge_reasoning.csv").exists()
+        assert not (vm_ks / "cluster_group.tsv").exists() or "vlm" not in \
+            (vm_ks / "cluster_group.tsv").read_text()
+
+
+def test_gui_dialog_and_previous_results(vm_ks_rendered, vm_ks, phy_gui, qtbot):
+    from phy_plugins.cli import main
+    from phy_plugins.vlm_merge.view import PhyPluginsVlmMergeDialog
+
+    assert main(["vlm-merge", str(vm_ks), "--model", "offline", "--threshold", "0.97"]) == 0
+    c, gui = phy_gui(vm_ks, plugins=[PLUGIN])
+    plugin = c.phy_plugins_vlm_merge
+    assert len(plugin.suggestions) >= 4  # loaded from vlm_merge_reasoning.csv
+    view = plugin.show_view()
+    assert view is not None and view.rows[0].result.decision == "merge"
+    dlg = PhyPluginsVlmMergeDialog(gui, threshold=0.8, model="offline", base_url=None, workers=8)
+    dlg.threshold.setValue(0.85)
+    dlg.model.setCurrentText("gpt-4o-mini")
+    assert dlg.values() == dict(threshold=0.85, model="gpt-4o-mini", base_url=None, workers=8)
