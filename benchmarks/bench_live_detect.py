@@ -192,6 +192,8 @@ def write_report(args, r: dict, shape, si_version: str) -> None:
     ])
     text = f"""## live_detect
 
+### Detection throughput, latency and accuracy
+
 Command: `{cmd}`
 
 Machine: {cpu}, {os.cpu_count()} cores, shared with other jobs (noisy); one thread (NUMBA/OMP threads = 1,
@@ -216,11 +218,23 @@ on its best channel in MAD-sigma units; a GT spike is found if an event lies wit
 
 {acc}
 """
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(args.out)
+    write_section(args.out, "bench_live_detect", text)
     print(f"wrote {args.out}")
+
+
+def write_section(path: Path, marker: str, text: str) -> None:
+    """Replace (or append) the section between ``<!-- marker -->`` lines of ``path``, atomically."""
+    begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = f"{begin}\n{text.strip()}\n{end}\n"
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + block + old[old.index(end) + len(end) + 1:]
+    else:
+        new = (old.rstrip() + "\n\n" if old.strip() else "") + block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,46 @@ def compare(ours: pd.DataFrame, theirs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def check_model_interop(tmp: Path) -> dict:
+    """Our model folder loads in SpikeInterface and predicts the same; SpikeInterface's loads in ours."""
+    import skops.io as sio
+    from spikeinterface.curation import load_model as si_load_model
+    from spikeinterface.curation import train_model
+
+    from phy_plugins.unitrefine.model_io import load_model
+    from phy_plugins.unitrefine.predict import predict
+    from phy_plugins.unitrefine.train import TINY_GRID, search
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(size=(120, 5)), columns=[f"m{i}" for i in range(5)])
+    x.index.name = "unit_id"
+    y = pd.Series(np.where(x["m0"] + 0.5 * rng.normal(size=120) > 0, "good", "mua"), index=x.index)
+    res = search(x, y, grid=TINY_GRID, classifiers=["RandomForestClassifier"], imputers=["median"],
+                 scalers=["standard_scaler"], n_jobs=1)
+    from phy_plugins.unitrefine.workflows import save_search
+
+    save_search(res, tmp / "ours")
+    trusted = sio.get_untrusted_types(file=tmp / "ours" / "best_model.skops")
+    si_pipe, si_info = si_load_model(model_folder=tmp / "ours", trusted=trusted)
+    ours, _ = predict(load_model(tmp / "ours"), x)
+    out = {"si_loads_ours_same_predictions": bool((si_pipe.predict(x.astype("float32")) ==
+                                                   res.pipeline.predict(x.astype("float32"))).all()),
+           "si_reads_our_label_conversion": si_info["label_conversion"] == {"0": "good", "1": "mua"}}
+    csv = tmp / "m.csv"
+    x.to_csv(csv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = train_model(mode="csv", metrics_paths=[str(csv)], labels=[list(y)], folder=tmp / "si",
+                              metric_names=list(x.columns), imputation_strategies=["median"],
+                              scaling_techniques=["standard_scaler"], classifiers=["RandomForestClassifier"],
+                              seed=0, verbose=False, overwrite=True, search_kwargs={"n_iter": 2})
+    theirs, _ = predict(load_model(tmp / "si"), x)
+    expected = [trainer.label_conversion[c] for c in trainer.best_pipeline.predict(x.astype("float32"))]
+    out["ours_loads_si_same_predictions"] = theirs["prediction"].tolist() == expected
+    out["label_sets"] = [sorted(set(ours["prediction"])), sorted(set(theirs["prediction"]))]
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=0)
@@ -108,16 +148,18 @@ def main() -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             theirs, si_s = si_metrics(ks)
+        interop = check_model_interop(Path(tmp))
     table = compare(ours, theirs)
     pd.set_option("display.width", 200)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print("median_rel_diff / within_1pct: absolute difference for fractions, relative otherwise")
     print(f"features: ours {ours_s:.2f} s from the phy folder; SpikeInterface {si_s:.2f} s from the raw file "
           f"(ratio {ours_s / si_s:.2f}); {len(ours)} clusters")
+    print(f"model folders: {interop}")
     if args.json:
         args.json.write_text(json.dumps({"ours_s": ours_s, "si_s": si_s, "n_clusters": len(ours),
                                          "table": table.to_dict(orient="records"),
-                                         "unavailable": report.unavailable}, indent=2, default=str))
+                                         "unavailable": report.unavailable, "interop": interop}, indent=2, default=str))
     return 0
 
 

@@ -81,7 +81,7 @@ def test_every_switch_combination_matches_bombcell(switches):
     np.testing.assert_array_equal(ev_df.label, expected)
     np.testing.assert_array_equal(ev_df.main_reason, ev.main_reason)
     # the grouped, vectorised all-reasons text equals the careful per-unit formatting
-    assert ev.all_reasons.tolist() == [ev._reasons_of(i) for i in range(len(ev))]
+    assert ev.all_reasons.tolist() == [ev.reasons_of(i) for i in range(len(ev))]
     for i in np.flatnonzero(ev.n_failed > 1)[:40]:
         if ev.label[i] not in ("", "GOOD"):
             assert ev.main[i] == _furthest(ev, i)

@@ -68,3 +68,18 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         atomic_write_text(target, Boom("new"))
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_atomic_write_keeps_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    new = atomic_write_text(tmp_path / "new.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask
+    old = tmp_path / "old.txt"
+    old.write_text("a")
+    os.chmod(old, 0o640)
+    atomic_write_text(old, "b")
+    assert stat.S_IMODE(old.stat().st_mode) == 0o640

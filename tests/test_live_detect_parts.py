@@ -180,8 +180,10 @@ def test_session_drops_and_counts_when_consumer_lags():
     stats = session.run()  # nobody drains
     assert stats.events >= 90 and len(session.queue) == 10
     assert stats.dropped == stats.events - 10 and not stats.running
-    first, channels, trace = session.history.snapshot()
-    assert channels == [1] and first == 40_000 - int(SR) and np.array_equal(trace[:, 0], x[-int(SR):, 1])
+    samples, channels, trace = session.history.snapshot()  # min/max of 5-sample bins, last second
+    blocks = x[-int(SR):, 1].reshape(-1, 5)
+    assert channels == [1] and samples[0] == 40_000 - int(SR) and samples[-1] == 40_000 - 1
+    assert np.array_equal(trace[0::2, 0], blocks.min(1)) and np.array_equal(trace[1::2, 0], blocks.max(1))
     assert session.drain()[-1].peak_index == detect(x, SR, linear_probe(2)).peak_index[-1]
 
 
@@ -229,3 +231,19 @@ def test_engine_imports_without_qt():
             "print(any(m.startswith(('PyQt5', 'pyqtgraph', 'phy.')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_trace_history_bins_are_chunking_invariant():
+    from phy_plugins.live_detect.session import TraceHistory
+
+    x = np.random.default_rng(9).normal(size=(5000, 4)).astype(np.float32)
+    whole, parts = TraceHistory([2, 0], 1000, bin=7), TraceHistory([2, 0], 1000, bin=7)
+    whole.append(0, x)
+    i = 0
+    for n in [1, 13, 700, 6, 2000, 9999]:
+        parts.append(i, x[i:i + n])
+        i += n
+    a, b = whole.snapshot(), parts.snapshot()
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1] == [2, 0] and np.array_equal(a[2], b[2])
+    end = (5000 // 7) * 7
+    assert a[0][-1] == end - 1 and np.array_equal(a[2][-1], x[end - 7:end, [2, 0]].max(0))

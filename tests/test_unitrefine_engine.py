@@ -38,8 +38,10 @@ from phy_plugins.unitrefine.tables import (
 from phy_plugins.unitrefine.train import TrainingError, make_pipeline, refit, search, training_set
 from tests.unitrefine_helpers import SHARED_TUTORIAL, truth_labels, write_user_labels
 
+SMALL_GRID = {"RandomForestClassifier": [{"n_estimators": 30, "class_weight": "balanced"}],
+              "LogisticRegression": [{"C": 1.0, "class_weight": "balanced", "max_iter": 2000}]}
 FAST = dict(classifiers=["RandomForestClassifier", "LogisticRegression"], imputers=["median"],
-            scalers=["standard_scaler"], folds=3, n_jobs=1)
+            scalers=["standard_scaler"], folds=3, n_jobs=1, grid=SMALL_GRID)
 needs_shared = pytest.mark.skipif(not SHARED_TUTORIAL.is_dir(), reason="../shared/data/unitrefine_tutorial absent")
 
 

@@ -20,7 +20,7 @@ def _train_model(tmp_path):
     other = generate_dataset(tmp_path / "other", seed=3)
     write_user_labels(other)
     wf.train_folders([other], tmp_path / "model", label_map={"good": "good", "mua": "mua", "noise": "mua"},
-                     classifiers=["RandomForestClassifier"], imputers=["median"], scalers=["standard_scaler"],
+                     classifiers=["LogisticRegression"], imputers=["median"], scalers=["standard_scaler"],
                      folds=3, n_jobs=1)
     return tmp_path / "model"
 
@@ -83,7 +83,7 @@ def test_train_from_current_labels_in_background(synthetic_ks, phy_gui, tmp_path
     groups = write_user_labels(synthetic_ks)
     cfg = tmp_path / "cfg"
     save_plugin_settings("unitrefine", {"label_map": {"good": "good", "mua": "mua", "noise": "mua"},
-                                        "classifiers": ["RandomForestClassifier"], "jobs": 1}, config_dir=cfg)
+                                        "classifiers": ["LogisticRegression"], "jobs": 1}, config_dir=cfg)
     controller, gui = phy_gui(synthetic_ks, plugins=[PLUGIN], config_dir=cfg)
     plugin = controller.phy_plugins_unitrefine
     assert plugin.models == [] and plugin.task is None  # no model configured: nothing runs

@@ -86,7 +86,47 @@ def test_gui_dialog_and_previous_results(vm_ks_rendered, vm_ks, phy_gui, qtbot):
     assert len(plugin.suggestions) >= 4  # loaded from vlm_merge_reasoning.csv
     view = plugin.show_view()
     assert view is not None and view.rows[0].result.decision == "merge"
+    assert "vlm_merge_reasoning.csv" in view.info.text()  # dock opened with the earlier results
     dlg = PhyPluginsVlmMergeDialog(gui, threshold=0.8, model="offline", base_url=None, workers=8)
     dlg.threshold.setValue(0.85)
     dlg.model.setCurrentText("gpt-4o-mini")
     assert dlg.values() == dict(threshold=0.85, model="gpt-4o-mini", base_url=None, workers=8)
+
+
+def test_gui_menu_dialog_shows_cost_before_sending(vm_ks_rendered, vm_ks, phy_gui, qtbot,
+                                                   monkeypatch):
+    """The real menu action: parameters dialog, then a Yes/No box with the pair count and cost
+    that appears before any request reaches the server."""
+    from PyQt5.QtCore import QTimer
+    from PyQt5.QtWidgets import QApplication, QDialog, QMessageBox
+
+    with fake.FakeChatServer(lambda req, i: fake.decision("no_merge", 0.7)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        c, gui = phy_gui(vm_ks, plugins=[PLUGIN])
+        plugin = c.phy_plugins_vlm_merge
+        seen = []
+
+        def answer_modals():
+            w = QApplication.activeModalWidget()
+            if isinstance(w, QMessageBox):
+                seen.append((w.text(), server.n_requests))
+                w.button(QMessageBox.Yes).click()
+            elif isinstance(w, QDialog) and w.windowTitle() == "Suggest merges":
+                spin = [x for x in w.children() if x.__class__.__name__ == "QDoubleSpinBox"][0]
+                spin.setValue(0.97)
+                w.accept()
+
+        timer = QTimer()
+        timer.timeout.connect(answer_modals)
+        timer.start(50)
+        action = next(a for a in gui.get_menu("&AI").actions() if "Suggest merges" in a.text())
+        action.trigger()
+        qtbot.waitUntil(lambda: len(plugin.suggestions) > 0 and not plugin.task.running,
+                        timeout=60000)
+        timer.stop()
+        assert len(seen) == 1
+        text, n_before = seen[0]
+        assert n_before == 0  # nothing was sent before the user said Yes
+        assert "estimated cost $" in text and f"{len(plugin.suggestions)} to send" in text
+        assert server.n_requests == len(plugin.suggestions)
+        assert all(r.result.decision == "no_merge" for r in plugin.view.rows)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .engine import NOT_IN_RUN, Evaluation
-from .rules import as_bool
+from .rules import RULES, as_bool
 
 REASON_FIELD = "bc_classificationReason"
 CLASS_FIELD = "bc_reasonClass"
@@ -50,13 +50,7 @@ def stale_reason(ev: Evaluation, cluster_id: int, n_spikes: int | None) -> str |
     return None
 
 
-def _nspikes_col() -> int:
-    from .rules import RULES
-
-    return next(j for j, r in enumerate(RULES) if r.metric == "nSpikes")
-
-
-_NSPIKES_COL = _nspikes_col()
+_NSPIKES_COL = next(j for j, r in enumerate(RULES) if r.metric == "nSpikes")
 
 
 def cluster_columns(

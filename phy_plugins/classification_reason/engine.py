@@ -255,7 +255,6 @@ class Evaluation:
         n = len(self)
         out = np.full(n, "", dtype=object)
         cf = self.cand_fails_rm & ~self.empty
-        near = np.zeros(n, dtype=bool)  # a value that prints like its threshold: redone below
         for k, cand in enumerate(CANDIDATES):
             idx = np.flatnonzero(cf[k])
             if idx.size == 0:
@@ -263,24 +262,27 @@ class Evaluation:
             if RULES[cand.rules[0]].op == "isnan":
                 out[idx] = out[idx] + f" | {cand.block}: {NAN_PEAKS_TEXT}"
                 continue
-            fields, cols = [], []
+            fields, cols, near = [], [], np.zeros(idx.size, dtype=bool)
             for j in cand.rules:
                 t = self.thresholds[j]
                 fields.append("{:.3g}" + RULES[j].op + _fmt(t).replace("{", "{{").replace("}", "}}"))
                 vals = self.columns[j][idx]
                 cols.append(vals.tolist())
-                near[idx] |= _same_at_3_digits(vals, t)
-            fmt = (f" | {cand.block}: {cand.name} (" + ", ".join(fields) + ")").format
+                near |= _same_at_3_digits(vals, t)
+            head = f" | {cand.block}: {cand.name} ("
+            fmt = (head + ", ".join(fields) + ")").format
             tokens = np.empty(idx.size, dtype=object)
             tokens[:] = list(map(fmt, cols[0])) if len(cols) == 1 else [fmt(*r) for r in zip(*cols, strict=True)]
+            for p in np.flatnonzero(near).tolist():  # would print like the threshold: show in full
+                tokens[p] = head + ", ".join(
+                    f"{_fmt_vs(c[p], _fmt(self.thresholds[j]))}{RULES[j].op}{_fmt(self.thresholds[j])}"
+                    for j, c in zip(cand.rules, cols, strict=True)) + ")"
             out[idx] = out[idx] + tokens
         out[:] = [r[3:] for r in out.tolist()]  # drop the leading " | "
-        for i in np.flatnonzero(near).tolist():
-            out[i] = self._reasons_of(i)
         return out
 
-    def _reasons_of(self, i: int) -> str:
-        """All reasons of one unit (the careful formatting used for near-threshold values)."""
+    def reasons_of(self, i: int) -> str:
+        """All reasons of one unit (row ``i``), formatted like :attr:`all_reasons`."""
         if self.empty[i]:
             return ""
         tokens = []
@@ -355,18 +357,44 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate all rules over ``metrics`` (DataFrame or dict of equal-length arrays).
 
-    ``param`` is the run's saved parameter dict (completed like bombcell does); ``saved_labels``
+    ``param`` is the run's saved parameter dict (completed like bombcell does; ``None`` when the
+    parameter file is missing: threshold rules are then not evaluated); ``saved_labels`` is
     bombcell's own ``bc_unitType`` per row, used to flag disagreements.
     """
     n = _n_rows(metrics)
     no_param = param is None
     param, notes = ({}, []) if no_param else complete_params(dict(param))
-    n_rules = len(RULES)
+    columns, cols, thresholds, skipped, f = _rule_flags(metrics, param, n, no_param)
+    missing = [RULES[j].name for j, s in enumerate(skipped) if s and not s.startswith("switched off")]
+    if missing:
+        notes.append("rules not evaluated: " + "; ".join(
+            f"{RULES[j].name}: {s}" for j, s in enumerate(skipped) if s and not s.startswith("switched off")))
+    if cols.get("nSpikes") is None:
+        notes.append("no nSpikes column: empty units cannot be recognised")
+    empty = np.zeros(n, dtype=bool) if cols.get("nSpikes") is None else cols["nSpikes"] == 0
+    split = as_bool(param.get("splitGoodAndMua_NonSomatic", False))
+    group_ok = not any(skipped[j] for j in _GROUP_IDX)
+    nonsoma_group = f[_GROUP_IDX].all(axis=0) if group_ok else np.zeros(n, dtype=bool)
+    code = _label_codes(f, empty, nonsoma_group, split)
+    names = SPLIT_LABELS if split else LABELS
+    cand_f, bits, main = _main_candidates(f, nonsoma_group, code, columns, thresholds)
+    main_reason = _reason_table(names, missing)[code, main]  # main == -1 picks the last column
+
+    ids = np.asarray(cluster_ids if cluster_ids is not None else np.arange(n)).astype(np.int64)
+    ev = Evaluation(ids, param, columns, thresholds, skipped, f.T, cand_f, empty, nonsoma_group, code,
+                    names[code], main, main_reason, np.full(n, "ok", dtype=object), None, notes, bits)
+    if saved_labels is not None:
+        _flag_disagreements(ev, saved_labels, missing)
+    return ev
+
+
+def _rule_flags(metrics: Any, param: dict[str, Any], n: int, no_param: bool):
+    """Per-rule metric columns, thresholds, why-not-evaluated texts and (rule, unit) fail flags."""
     nan_col = np.full(n, np.nan)
-    v: list[np.ndarray] = []  # each rule's metric column (shared, not copied)
-    f = np.zeros((n_rules, n), dtype=bool)  # rule-major: each rule's row is contiguous
-    thresholds = np.full(n_rules, np.nan)
-    skipped = [""] * n_rules
+    columns: list[np.ndarray] = []  # each rule's metric column (shared, not copied)
+    f = np.zeros((len(RULES), n), dtype=bool)  # rule-major: each rule's row is contiguous
+    thresholds = np.full(len(RULES), np.nan)
+    skipped = [""] * len(RULES)
     cols: dict[str, np.ndarray | None] = {}
     keep_uncertain = as_bool(param.get("keepUncertainRPVUnits", False))
     for j, rule in enumerate(RULES):
@@ -384,43 +412,33 @@ def evaluate(
             skipped[j] = f"parameter {rule.param!r} missing"
         elif rule.gate and cols[rule.gate] is None:
             skipped[j] = f"metric column {rule.gate!r} missing"
-        v.append(nan_col if col is None else col)
+        columns.append(nan_col if col is None else col)
         if thr is not None:
             thresholds[j] = thr
         if skipped[j]:
             continue
         # strict comparisons; NaN compares False, so a NaN metric never fails (except isnan)
         if rule.op == ">":
-            np.greater(v[j], thr, out=f[j])
+            np.greater(col, thr, out=f[j])
         elif rule.op == "<":
-            np.less(v[j], thr, out=f[j])
+            np.less(col, thr, out=f[j])
         else:
-            np.isnan(v[j], out=f[j])
+            np.isnan(col, out=f[j])
         if rule.gate:
             f[j] &= ~np.isnan(cols[rule.gate])
         if rule.uncertain_rpv_exempt and keep_uncertain:
-            status = _column(metrics, "RPV_status", n)
-            if status is not None:
-                f[j] &= status != 0
-    evaluated = np.array([s == "" for s in skipped])
-    if any(s and not s.startswith("switched off") for s in skipped):
-        notes.append("rules not evaluated: " + "; ".join(
-            f"{RULES[j].name}: {s}" for j, s in enumerate(skipped) if s and not s.startswith("switched off")))
+            rpv_status = _column(metrics, "RPV_status", n)
+            if rpv_status is not None:
+                f[j] &= rpv_status != 0
+    return columns, cols, thresholds, skipped, f
 
-    n_spikes = cols.get("nSpikes")
-    if n_spikes is None:
-        empty = np.zeros(n, dtype=bool)
-        notes.append("no nSpikes column: empty units cannot be recognised")
-    else:
-        empty = n_spikes == 0
+
+def _label_codes(f: np.ndarray, empty: np.ndarray, nonsoma_group: np.ndarray, split: bool) -> np.ndarray:
+    """bombcell's precedence: empty, NOISE, NON-SOMA (over GOOD and MUA), MUA, GOOD."""
     noise = f[_BLOCK_SLICE[NOISE]].any(axis=0) & ~empty
-    group_ok = all(evaluated[j] for j in _GROUP_IDX)
-    nonsoma_group = f[_GROUP_IDX].all(axis=0) if group_ok else np.zeros(n, dtype=bool)
     nonsoma = nonsoma_group | f[_E_IDX]
     mua = f[_BLOCK_SLICE[MUA]].any(axis=0) & ~noise
-
-    split = as_bool(param.get("splitGoodAndMua_NonSomatic", False))
-    code = np.ones(n, dtype=np.int8)
+    code = np.ones(f.shape[1], dtype=np.int8)
     code[mua] = 2
     if split:
         code[nonsoma & (code == 1)] = 3
@@ -429,26 +447,28 @@ def evaluate(
         code[nonsoma] = 3
     code[noise] = 0
     code[empty] = 5
-    names = SPLIT_LABELS if split else LABELS
-    label = names[code]
+    return code
 
-    # candidates (AND group as one), rule-major
-    n_cand = len(CANDIDATES)
+
+def _main_candidates(f, nonsoma_group, code, columns, thresholds):
+    """Candidate fail flags, their bit pattern per unit, and the main candidate (-1 if none).
+
+    The main candidate is the deciding block's failure furthest past its threshold (relative),
+    first in rule order on ties. Distances are computed only for units with several eligible
+    failures; a single eligible failure is the main one.
+    """
+    n_cand, n = len(CANDIDATES), f.shape[1]
     cand_f = np.empty((n_cand, n), dtype=bool)
+    bits = np.zeros(n, dtype=np.int64)  # bit k set = candidate k failed
     for k, cand in enumerate(CANDIDATES):
         cand_f[k] = f[cand.rules[0]] if len(cand.rules) == 1 else nonsoma_group
-    # main reason: furthest past threshold within the deciding block, first in rule order on ties;
-    # distances are computed only where a candidate is eligible (failures are sparse)
-    # bit k of `bits` = candidate k failed; keep only the deciding block's candidates
-    bits = np.zeros(n, dtype=np.int64)
-    for k in range(n_cand):
         bits += cand_f[k].astype(np.int64) << k
     eligible = bits & _BLOCK_BITS_OF_CODE[code]
-    factor = _SIGN / np.where(np.isfinite(thresholds) & (thresholds != 0), np.abs(thresholds), 1.0)
     one = (eligible & (eligible - 1)) == 0  # zero or one eligible failure
     main = np.where(one & (eligible != 0), np.frexp(eligible.astype(np.float64))[1] - 1, -1).astype(np.intp)
     multi = np.flatnonzero(~one)
     if multi.size:
+        factor = _SIGN / np.where(np.isfinite(thresholds) & (thresholds != 0), np.abs(thresholds), 1.0)
         emulti = eligible[multi]
         best = np.full(multi.size, -np.inf)
         pick = np.full(multi.size, -1)
@@ -460,14 +480,18 @@ def evaluate(
             if RULES[cand.rules[0]].op == "isnan":
                 x = np.full(rows.size, np.inf)
             else:
-                x = np.min([(v[j][rows] - thresholds[j]) * factor[j] for j in cand.rules], axis=0)
+                x = np.min([(columns[j][rows] - thresholds[j]) * factor[j] for j in cand.rules], axis=0)
             better = x > best[sub]
             best[sub[better]] = x[better]
             pick[sub[better]] = k
         main[multi] = pick
+    return cand_f, bits, main
 
+
+def _reason_table(names: np.ndarray, missing: list[str]) -> np.ndarray:
+    """Main-reason text per (label code, candidate); the last column is 'no failure'."""
+    n_cand = len(CANDIDATES)
     table = np.empty((len(names), n_cand + 1), dtype=object)
-    missing = [RULES[j].name for j, s in enumerate(skipped) if s and not s.startswith("switched off")]
     good_text = GOOD_TEXT
     if missing:
         good_text = f"GOOD: passed all evaluated thresholds ({len(missing)} not evaluated)"
@@ -476,28 +500,26 @@ def evaluate(
             text = NAN_PEAKS_TEXT if RULES[cand.rules[0]].op == "isnan" else cand.name
             table[c, k] = f"{lab}: {text}"
         table[c, n_cand] = good_text.replace("GOOD", lab, 1) if lab else EMPTY_TEXT
-    main_reason = table[code, main]  # main == -1 picks the last column
+    return table
 
-    ids = np.asarray(cluster_ids if cluster_ids is not None else np.arange(n)).astype(np.int64)
-    ev = Evaluation(ids, param, v, thresholds, skipped, f.T, cand_f, empty, nonsoma_group, code,
-                    label, main, main_reason, np.full(n, "ok", dtype=object), None, notes, bits)
-    if saved_labels is not None:
-        saved = np.array(["" if s is None or (isinstance(s, float) and np.isnan(s)) else str(s)
-                          for s in np.asarray(saved_labels, dtype=object).tolist()], dtype=object)
-        ev.saved_label = saved
-        bad = np.flatnonzero(saved != label)
-        for i in bad.tolist():
-            if missing:
-                ev.status[i] = "undetermined"
-                ev.main_reason[i] = (f"{saved[i] or 'EMPTY'}: reason not determined, rules not evaluated "
-                                     f"({', '.join(missing)})")
-            else:
-                ev.status[i] = "mismatch"
-                ev.main_reason[i] = (f"{MISMATCH}: bombcell saved {saved[i]!r} but its rules give "
-                                     f"{label[i]!r} (parameter or bombcell version drift)")
-        if bad.size:
-            notes.append(f"{bad.size} unit(s) whose recomputed label differs from bombcell's saved label")
-    return ev
+
+def _flag_disagreements(ev: Evaluation, saved_labels, missing: list[str]) -> None:
+    """Where bombcell's saved label differs, say so in the reason instead of explaining it."""
+    saved = np.array(["" if s is None or (isinstance(s, float) and np.isnan(s)) else str(s)
+                      for s in np.asarray(saved_labels, dtype=object).tolist()], dtype=object)
+    ev.saved_label = saved
+    bad = np.flatnonzero(saved != ev.label)
+    for i in bad.tolist():
+        if missing:
+            ev.status[i] = "undetermined"
+            ev.main_reason[i] = (f"{saved[i] or 'EMPTY'}: reason not determined, rules not evaluated "
+                                 f"({', '.join(missing)})")
+        else:
+            ev.status[i] = "mismatch"
+            ev.main_reason[i] = (f"{MISMATCH}: bombcell saved {saved[i]!r} but its rules give "
+                                 f"{ev.label[i]!r} (parameter or bombcell version drift)")
+    if bad.size:
+        ev.notes.append(f"{bad.size} unit(s) whose recomputed label differs from bombcell's saved label")
 
 
 def switch_state(param: Mapping[str, Any]) -> dict[str, bool]:

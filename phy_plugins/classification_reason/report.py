@@ -147,7 +147,9 @@ def _fig_per_unit(t: AuditTables):
     ax = fig.subplots()
     data = [t.reasons_per_unit[c] for c in t.classes]
     if any(len(d) for d in data):
-        ax.boxplot(data, tick_labels=[_label(c) for c in t.classes], showfliers=False)
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(np.arange(1, len(data) + 1))
+        ax.set_xticklabels([_label(c) for c in t.classes])
         ax.set_ylabel("n failed rules")
     else:
         _empty(ax, "no units")

@@ -143,8 +143,10 @@ class ReasonSession:
         lines = [f"label (recomputed): {ev.label[i] or 'EMPTY'}"]
         if ev.saved_label is not None:
             lines.append(f"label saved by bombcell: {ev.saved_label[i] or 'EMPTY'}")
-        if ev.all_reasons[i]:
-            lines.append("all failed rules: " + ev.all_reasons[i])
+        all_reasons = ev.reasons_of(i)
+        if all_reasons:
+            lines.append("all failed rules: " + all_reasons)
+        lines += [f"note: {n}" for n in self.notes if not n.startswith(("metrics:", "parameters:"))]
         rows = ev.rule_rows(cid)
         n_group = sum(r["state"] == "FAIL" for r in rows if r["group"])
         lines.append(f"non-somatic = (A & B & C & D) | E; AND group: {n_group}/4 members fail"

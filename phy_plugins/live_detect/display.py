@@ -80,3 +80,4 @@ def event_summary(e: AnalysisEvent) -> str:
     return (f"t={e.peak_time_s:.4f}s ch{e.channel} amp {e.amplitude:.1f} (thr {e.threshold:.1f}) {who} | "
             f"baseline {p.get('baseline', 0):.1f} energy {p.get('energy_density', 0):.1f} "
             f"min {p.get('min', 0):.1f} max {p.get('max', 0):.1f} f {p.get('peak_frequency_hz', 0):.0f} Hz")
+

@@ -46,33 +46,55 @@ class SessionStats:
 
 
 class TraceHistory:
-    """The last ``capacity`` samples of a few channels, for the scrolling display."""
+    """The last ``capacity`` samples of a few channels for the scrolling display, kept as the
+    min and max of each ``bin`` samples (computed by the worker, so redraws stay cheap)."""
 
-    def __init__(self, channels: list[int], capacity: int) -> None:
+    def __init__(self, channels: list[int], capacity: int, bin: int = 1) -> None:
         self._lock = threading.Lock()
-        self.capacity = int(capacity)
+        self.bin = max(1, int(bin))
+        self.n_bins = max(1, int(capacity) // self.bin)
         self.set_channels(channels)
 
     def set_channels(self, channels: list[int]) -> None:
         with self._lock:
             self.channels = list(channels)
-            self._data = np.full((self.capacity, len(self.channels)), np.nan, np.float32)
-            self._end = 0
+            self._data = np.full((self.n_bins, 2, len(self.channels)), np.nan, np.float32)
+            self._pos = 0  # ring index of the next bin
+            self._end = -1  # absolute sample after the last complete bin (-1: nothing yet)
+            self._carry = np.zeros((0, len(self.channels)), np.float32)
 
     def append(self, start: int, x: np.ndarray) -> None:
         with self._lock:
             if not self.channels:
                 return
-            cols = np.asarray(x[-self.capacity:, self.channels], np.float32)
-            n = len(cols)
-            self._data = np.roll(self._data, -n, axis=0) if n < self.capacity else self._data
-            self._data[self.capacity - n:] = cols
-            self._end = start + len(x)
+            if self._end >= 0 and start != self._end + len(self._carry):
+                self._carry = self._carry[:0]  # discontinuity: restart binning here
+            cols = np.asarray(x[:, self.channels], np.float32)
+            if len(self._carry):
+                cols = np.concatenate([self._carry, cols])
+                start -= len(self._carry)
+            n_full = len(cols) // self.bin
+            self._carry = cols[n_full * self.bin:].copy()
+            if n_full == 0:
+                return
+            keep = min(n_full, self.n_bins)
+            blocks = cols[(n_full - keep) * self.bin:n_full * self.bin].reshape(keep, self.bin, -1)
+            mm = np.stack([blocks.min(axis=1), blocks.max(axis=1)], axis=1)
+            first = min(keep, self.n_bins - self._pos)
+            self._data[self._pos:self._pos + first] = mm[:first]
+            self._data[:keep - first] = mm[first:]
+            self._pos = (self._pos + keep) % self.n_bins
+            self._end = start + n_full * self.bin
 
-    def snapshot(self) -> tuple[int, list[int], np.ndarray]:
-        """``(first absolute sample, channels, (capacity, n_channels) copy)``."""
+    def snapshot(self) -> tuple[np.ndarray, list[int], np.ndarray]:
+        """``(sample index of each point, channels, (points, n_channels))``, oldest first: two
+        points (min then max) per bin."""
         with self._lock:
-            return self._end - self.capacity, list(self.channels), self._data.copy()
+            data = np.concatenate([self._data[self._pos:], self._data[:self._pos]])
+            end = max(self._end, 0)
+        first_bin = end - self.n_bins * self.bin
+        t = first_bin + np.repeat(np.arange(self.n_bins) * self.bin, 2) + np.tile([0, self.bin - 1], self.n_bins)
+        return t, list(self.channels), data.reshape(2 * self.n_bins, -1)
 
 
 class DetectionSession:
@@ -81,14 +103,16 @@ class DetectionSession:
     def __init__(self, source: ChunkSource, store: SettingsStore[ThresholdConfig],
                  channel_positions: np.ndarray | None = None, *, queue_size: int = 1000,
                  max_events_per_chunk: int = 200, matcher: ClusterMatcher | None = None,
-                 display_channels: list[int] | None = None, display_s: float = 1.0) -> None:
+                 display_channels: list[int] | None = None, display_s: float = 1.0,
+                 display_points: int = 2000) -> None:
         self.source = source
         self.store = store
         self.positions = channel_positions
         self.matcher = matcher
         self.max_events_per_chunk = int(max_events_per_chunk)
         self.queue: collections.deque[AnalysisEvent] = collections.deque(maxlen=max(1, int(queue_size)))
-        self.history = TraceHistory(display_channels or [], int(display_s * source.sample_rate))
+        n_display = int(display_s * source.sample_rate)
+        self.history = TraceHistory(display_channels or [], n_display, bin=max(1, n_display // display_points))
         self._stats = SessionStats()
         self._lock = threading.Lock()
         self._stop = threading.Event()

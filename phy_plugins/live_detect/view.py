@@ -103,8 +103,7 @@ class LiveDetectView(QWidget):
         plots = pg.GraphicsLayoutWidget()
         self.trace_plot = plots.addPlot(row=0, col=0, title="trace")
         self.trace_plot.setLabel("bottom", "time", "s")
-        self.trace_plot.setDownsampling(auto=True, mode="peak")
-        self.trace_plot.setClipToView(True)
+        self.trace_plot.disableAutoRange(axis="x")  # scrolls with the data instead
         self.wave_plot = plots.addPlot(row=0, col=1, title="waveforms")
         self.wave_plot.setLabel("bottom", "time from peak", "ms")
         plots.ci.layout.setColumnStretchFactor(0, 3)
@@ -291,12 +290,13 @@ class LiveDetectView(QWidget):
         self.events.extend(new)
         chans = session.history.channels
         self.waveforms.extend(e for e in new if not chans or e.channel in chans)
-        first, chans, data = session.history.snapshot()
+        samples, chans, data = session.history.snapshot()
         sr = self.ctx.sample_rate
         levels = session.levels
         spacing = trace_spacing(data, levels, chans)
-        self._draw_traces(first, chans, data, levels, spacing)
-        t0, t1 = first / sr, (first + len(data)) / sr
+        t = samples / sr
+        self._draw_traces(t, chans, data, levels, spacing)
+        t0, t1 = (t[0], t[-1]) if len(t) else (0.0, 0.0)
         mx, my, matched = markers(self.events, chans, spacing, t0, t1)
         self.marker_matched.setData(mx[matched], my[matched])
         self.marker_unmatched.setData(mx[~matched], my[~matched])
@@ -315,19 +315,19 @@ class LiveDetectView(QWidget):
             self.recall_label.setText("  ".join(recall_lines(session.matcher.recall(), self.selected)))
         self.frames += 1
 
-    def _draw_traces(self, first: int, chans: list[int], data: np.ndarray, levels: np.ndarray | None,
+    def _draw_traces(self, t: np.ndarray, chans: list[int], data: np.ndarray, levels: np.ndarray | None,
                      spacing: float) -> None:
-        sr = self.ctx.sample_rate
         while len(self.trace_curves) < len(chans):
-            self.trace_curves.append(self.trace_plot.plot([], [], pen=pg.mkPen("w", width=1)))
-        t = (first + np.arange(len(data))) / sr
+            self.trace_curves.append(self.trace_plot.plot([], [], pen=pg.mkPen("w", width=1), connect="finite"))
         for i, curve in enumerate(self.trace_curves):
             if i < len(chans):
-                ok = np.isfinite(data[:, i])
-                curve.setData(t[ok], data[ok, i] - i * spacing)
+                curve.setData(t, data[:, i] - i * spacing)
             else:
                 curve.setData([], [])
+        if len(t):
+            self.trace_plot.setXRange(t[0], t[-1], padding=0)
         xs, ys = [], []
+        t = t[[0, -1]] if len(t) else t
         if levels is not None and len(t):
             for i, c in enumerate(chans):
                 for lv in levels[:, c]:

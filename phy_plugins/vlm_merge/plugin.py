@@ -79,12 +79,15 @@ class PhyPluginsVlmMergePlugin(IPlugin):
         self.ks_dir = Path(controller.model.dir_path)
         self.suggestions = SuggestionList()
         self.previous_similarity = None
+        self.info = ""  # the dock's info line
         self.settings = dict(threshold=0.7, model="gpt-4o", base_url=None, workers=8)
         controller.similarity_functions[SIMILARITY_NAME] = self.similarity
         controller.view_creator[VIEW_NAME] = self._create_view
         connect(self._on_gui_ready, event="gui_ready", sender=controller)
         connect(self._on_cluster, event="cluster")
         connect(self._on_close_view, event="close_view")
+        if (self.ks_dir / CSV_NAME).exists():  # earlier results: open the dock with them
+            controller.at_least_one_view(VIEW_NAME)
 
     # ---------------------------------------------------------------- phy callbacks
     @isolated
@@ -108,6 +111,9 @@ class PhyPluginsVlmMergePlugin(IPlugin):
 
     @isolated
     def _on_cluster(self, sender, up, **kwargs):
+        sup = getattr(self.controller, "supervisor", None)
+        if sup is None or sender not in (sup, sup.clustering, sup.cluster_meta):
+            return  # another controller's event
         if getattr(up, "history", None) == "undo":  # an undone Accept: back to pending
             restored = set(int(c) for c in (up.added or []))
             for s in self.suggestions.items.values():
@@ -122,6 +128,7 @@ class PhyPluginsVlmMergePlugin(IPlugin):
             self.view = None
 
     # ---------------------------------------------------------------- view
+    @isolated
     def _create_view(self):
         from .view import PhyPluginsVlmMergeView
 
@@ -139,8 +146,9 @@ class PhyPluginsVlmMergePlugin(IPlugin):
         return set(int(c) for c in self.controller.supervisor.clustering.cluster_ids)
 
     def refresh(self, info: str = "") -> None:
+        self.info = info or self.info
         if self.view is not None:
-            self.view.set_rows(self.suggestions.rows(self._alive()), info)
+            self.view.set_rows(self.suggestions.rows(self._alive()), self.info)
 
     def _load_previous(self) -> None:
         path = self.ks_dir / CSV_NAME

@@ -1,7 +1,8 @@
 """One compact PNG per pair (matplotlib Agg, no pyplot: safe off the GUI thread).
 
-Each thread keeps one figure per layout and only updates its artists' data, limits, ticks and
-labels for every pair: building a figure costs as much as drawing it.
+One figure per layout is kept and only its artists' data, limits, ticks and labels change for
+every pair (building a figure costs as much as drawing it). Drawing is CPU-bound and holds the
+GIL, so threads take turns on the shared figure behind a lock.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ COLOR_A = "#1f77b4"  # blue
 COLOR_B = "#ff7f0e"  # orange
 WIDTH_PX, HEIGHT_PX, DPI = 1024, 512, 100
 MAX_WAVEFORM_CHANNELS = 4
-_local = threading.local()
+_layouts: dict[tuple, _Layout] = {}
+_lock = threading.Lock()
 
 
 def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
@@ -134,10 +136,10 @@ def render_pair(ev: PairEvidence, *, waveforms: bool = True,
     """PNG bytes: ACG A, CCG A-B (refractory window shaded), ACG B, optional mean
     waveforms, and amplitude over time for both units."""
     key = (bool(waveforms), int(width_px), int(height_px))
-    layouts = _local.__dict__.setdefault("layouts", {})
-    if key not in layouts:
-        layouts[key] = _Layout(*key)
-    return layouts[key].draw(ev)
+    with _lock:
+        if key not in _layouts:
+            _layouts[key] = _Layout(*key)
+        return _layouts[key].draw(ev)
 
 
 def png_size(png: bytes) -> tuple[int, int]:
