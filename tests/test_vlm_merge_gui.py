@@ -87,6 +87,9 @@ def test_gui_dialog_and_previous_results(vm_ks_rendered, vm_ks, phy_gui, qtbot):
     view = plugin.show_view()
     assert view is not None and view.rows[0].result.decision == "merge"
     assert "vlm_merge_reasoning.csv" in view.info.text()  # dock opened with the earlier results
+    task = plugin.suggest(threshold=0.97, model="gpt-4o", confirm=False)  # no key, no URL
+    assert task.wait(30)
+    assert "no API key" in gui.status_message and plugin.task is task
     dlg = PhyPluginsVlmMergeDialog(gui, threshold=0.8, model="offline", base_url=None, workers=8)
     dlg.threshold.setValue(0.85)
     dlg.model.setCurrentText("gpt-4o-mini")

@@ -105,19 +105,29 @@ def _filtered(traces: np.ndarray, a: int, b: int, fs: float, highpass: bool, mar
 
 
 def raw_template(traces: np.ndarray, st: np.ndarray, gain_uv: float, fs: float, *, highpass: bool,
-                 n_before: int, n_after: int, max_spikes: int = 500, seed: int = 0) -> np.ndarray | None:
-    """Mean waveform ``(n_samples, n_channels)`` in microvolts of up to ``max_spikes`` random spikes."""
+                 n_before: int, n_after: int, max_spikes: int = 500, seed: int = 0,
+                 margin: int = 600) -> np.ndarray | None:
+    """Mean filtered waveform ``(n_samples, n_channels)`` in microvolts of up to ``max_spikes`` random spikes.
+
+    Filtering is linear, so the mean of the raw windows (with a margin) is filtered once.
+    """
     n = traces.shape[0]
-    st = st[(st >= n_before) & (st < n - n_after)]
+    pad = margin if highpass else 0
+    st = st[(st >= n_before + pad) & (st < n - n_after - pad)]
     if len(st) == 0:
         return None
     rng = np.random.default_rng(seed)
     if len(st) > max_spikes:
         st = np.sort(rng.choice(st, max_spikes, replace=False))
-    acc = np.zeros((n_before + n_after, traces.shape[1]))
+    acc = np.zeros((n_before + n_after + 2 * pad, traces.shape[1]))
     for t in st:
-        acc += _filtered(traces, int(t) - n_before, int(t) + n_after, fs, highpass, margin=600 if highpass else 0)
-    return acc / len(st) * gain_uv
+        acc += traces[int(t) - n_before - pad: int(t) + n_after + pad]
+    mean = acc / len(st)
+    if highpass:
+        from scipy.signal import butter, sosfiltfilt
+
+        mean = sosfiltfilt(butter(5, 300.0, btype="highpass", fs=fs, output="sos"), mean, axis=0)
+    return mean[pad: pad + n_before + n_after] * gain_uv
 
 
 def snr(template_uv: np.ndarray, noise_uv: np.ndarray) -> float:

@@ -51,9 +51,9 @@ def _cluster_spikes(spike_clusters: np.ndarray) -> dict[int, np.ndarray]:
     return {int(c): order[a:b] for c, a, b in zip(ids, starts, ends)}
 
 
-def cluster_templates(arr: KilosortArrays, spikes: dict[int, np.ndarray], gain_uv: float) -> dict[int, np.ndarray]:
+def cluster_templates(arr: KilosortArrays, spikes: dict[int, np.ndarray], gain_uv: float,
+                      unwhite: np.ndarray) -> dict[int, np.ndarray]:
     """Per-cluster template in microvolts: spike-weighted mean of (unwhitened template x mean amplitude)."""
-    unwhite = arr.unwhitened_templates().astype(np.float32)
     out = {}
     for cid, idx in spikes.items():
         tpl = np.asarray(arr.spike_templates[idx])
@@ -68,9 +68,9 @@ def cluster_templates(arr: KilosortArrays, spikes: dict[int, np.ndarray], gain_u
     return out
 
 
-def spike_amplitudes_uv(arr: KilosortArrays, idx: np.ndarray, template_uv: np.ndarray, gain_uv: float) -> np.ndarray:
+def spike_amplitudes_uv(arr: KilosortArrays, idx: np.ndarray, template_uv: np.ndarray, gain_uv: float,
+                        unwhite: np.ndarray) -> np.ndarray:
     """Approximate per-spike amplitude at the cluster's extremum: amplitude x template value there."""
-    unwhite = arr.unwhitened_templates()
     main = int(np.argmin(template_uv.min(axis=0)))
     peak = int(np.argmin(template_uv[:, main]))
     tpl = np.asarray(arr.spike_templates[idx])
@@ -170,7 +170,10 @@ def compute_features(
                                        for n in ("firing_rate", "presence_ratio", "firing_range") if n in names})
     tick("spike-train metrics")
     need_tpl = any(n in TEMPLATE_METRICS + AMPLITUDE_METRICS for n in names)
-    templates = cluster_templates(arr, {c: spikes[c] for c in wanted if c in spikes}, gain_uv) if need_tpl else {}
+    unwhite = arr.unwhitened_templates().astype(np.float32) if need_tpl else None
+    templates = {}
+    if need_tpl:
+        templates = cluster_templates(arr, {c: spikes[c] for c in wanted if c in spikes}, gain_uv, unwhite)
     if any(n in TEMPLATE_METRICS for n in names):
         for c, t in templates.items():
             rows[c].update(template_metrics(t, arr.channel_positions, fs))
@@ -183,7 +186,7 @@ def compute_features(
         else:
             for c, t in templates.items():
                 idx = np.sort(spikes[c])
-                amps = spike_amplitudes_uv(arr, idx, t, gain_uv)
+                amps = spike_amplitudes_uv(arr, idx, t, gain_uv, unwhite)
                 rows[c].update(amplitude_metrics(st_all[idx], amps, total, fs))
             report.approximate.update({n: "Kilosort amplitudes x template extremum" for n in AMPLITUDE_METRICS})
     if any(n in DRIFT_METRICS for n in names):

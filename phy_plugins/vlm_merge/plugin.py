@@ -11,7 +11,7 @@ from phylib.utils import connect
 from phy_plugins.core.phy_safety import isolated, status
 from phy_plugins.core.tasks import BackgroundTask
 
-from . import pipeline
+from . import api, pipeline
 from .evidence import SortingData
 from .fewshot import FewShotBank
 from .results import CSV_NAME, read_results_csv
@@ -258,6 +258,11 @@ class PhyPluginsVlmMergePlugin(IPlugin):
             data, plan = value
             if not plan.candidates:
                 status(self.gui, f"vlm_merge: no pair with similarity >= {threshold}")
+                return
+            if not cfg.offline and not api.resolve_api_key([self.ks_dir]) and \
+                    not api.resolve_base_url(cfg.base_url, [self.ks_dir]):
+                status(self.gui, "vlm_merge: no API key. Set OPENAI_API_KEY (environment or "
+                       ".env), give a server URL, or choose the model 'offline'")
                 return
             if confirm and not self._confirm(plan):
                 status(self.gui, "vlm_merge: nothing sent")
