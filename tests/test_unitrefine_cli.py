@@ -75,6 +75,12 @@ def test_cascade_trained_from_csv_tables(labelled, tmp_path):
     assert list(table.columns) == ["cluster_id", "prediction", "confidence"]
     assert set(table["prediction"]) == {"noise", "sua", "mua"}
     assert table["confidence"].between(0.25, 1).all()
+    # fast update of the second model on the same tables, no search
+    assert main(["unitrefine", "train", "--refit", str(m2), "--out", str(tmp_path / "sua2"), "--map", "good=sua",
+                 "--map", "mua=mua", "--metrics", str(metrics), "--labels", str(labels_csv)]) == 0
+    assert (tmp_path / "sua2" / "best_model.skops").is_file()
+    assert main(["unitrefine", "train", "--refit", str(m2), "--out", str(tmp_path / "bad"), "--map", "good=good",
+                 "--map", "mua=mua", "--metrics", str(metrics), "--labels", str(labels_csv)]) == 1
 
 
 def test_bad_inputs_fail_cleanly(labelled, tmp_path, capsys):

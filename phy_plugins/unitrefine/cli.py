@@ -33,6 +33,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     kwargs = dict(classifiers=args.classifiers, imputers=args.imputers, scalers=args.scalers,
                   grid=TINY_GRID if args.quick else FULL_GRID, folds=args.folds, seed=args.seed, n_jobs=args.jobs)
     label_map = parse_label_map(args.map)
+    if args.refit:
+        return _refit(args, out, label_map)
     if args.metrics or args.labels:
         if not (args.metrics and args.labels) or args.ks_dirs:
             print("error: give either KS_DIR... or both --metrics and --labels", file=sys.stderr)
@@ -53,6 +55,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.loso is not None and len(result.loso):
         print(f"leave-one-session-out balanced accuracy: {result.loso.iloc[-1]['balanced_accuracy']:.3f}")
     print(f"model written to {out} (report: {out / wf.REPORT_FILE})")
+    return 0
+
+
+def _refit(args: argparse.Namespace, out: Path, label_map) -> int:
+    """Fast update: the model's pipeline refit on new labels, no search."""
+    from phy_plugins.unitrefine import workflows as wf
+    from phy_plugins.unitrefine.model_io import load_model
+    from phy_plugins.unitrefine.tables import apply_label_map, read_labels_csv, read_metrics_table
+
+    model = load_model(args.refit, trust=args.trust_model)
+    if args.metrics and args.labels:
+        metrics = read_metrics_table(args.metrics)
+        labels = apply_label_map(read_labels_csv(args.labels), label_map)
+    elif args.ks_dirs:
+        metrics, labels, _ = wf.labelled_sessions(args.ks_dirs, label_map, progress=_progress)
+    else:
+        print("error: --refit needs KS_DIR... or --metrics and --labels", file=sys.stderr)
+        return 2
+    wf.refit_folder(model, metrics, labels, out, overwrite=args.overwrite)
+    print(f"refitted {args.refit} on {len(labels)} labels: written to {out}")
     return 0
 
 
@@ -124,6 +146,9 @@ def register(subparsers) -> None:
     t.add_argument("--jobs", type=int, default=None, help="parallel jobs (default: all cores)")
     t.add_argument("--quick", action="store_true", help="one hyper-parameter set per classifier")
     t.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
+    t.add_argument("--refit", metavar="MODEL_DIR",
+                   help="fast update: refit this model's pipeline on the labels (no search)")
+    t.add_argument("--trust-model", action="store_true", help="with --refit: trust types outside the allow-list")
     t.set_defaults(func=_guard(cmd_train))
 
     q = sub.add_parser("predict", help="predict labels for a phy folder or a metrics CSV")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from pathlib import Path
@@ -111,8 +110,7 @@ def run_cli(args: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
         report = pipeline.run(data, ks_dir, cfg, plan=plan, progress=_bar,
-                              is_cancelled=lambda: cancelled[0], dry_run=args.dry_run,
-                              render_processes=min(os.cpu_count() or 1, 4))
+                              is_cancelled=lambda: cancelled[0], dry_run=args.dry_run)
     except CallError as exc:  # e.g. no API key
         print(f"\nvlm-merge: {exc}", file=sys.stderr)
         return 2

@@ -133,34 +133,8 @@ class Prepared:
     evidence: object = None  # PairEvidence, kept for the offline judge
 
 
-class RenderPool:
-    """Renders in worker processes (rendering holds the GIL). Falls back to rendering in the
-    calling thread if the processes cannot start."""
-
-    def __init__(self, processes: int):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        self._pool: object | None = ProcessPoolExecutor(
-            processes, mp_context=multiprocessing.get_context("spawn"))
-
-    def render(self, ev, waveforms: bool) -> bytes:
-        pool = self._pool
-        if pool is not None:
-            try:
-                return pool.submit(render_pair, ev, waveforms=waveforms).result()
-            except Exception:  # noqa: BLE001 - broken pool (spawn failed, killed): render here
-                self._pool = None
-        return render_pair(ev, waveforms=waveforms)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-
-
 def prepare_pair(data: SortingData, ks_dir: str | Path, cand: Candidate, cfg: RunConfig,
-                 keep_evidence: bool = False, pool: RenderPool | None = None) -> Prepared:
+                 keep_evidence: bool = False) -> Prepared:
     """Compute the evidence and render (or reuse) the pair's PNG in ``vlm_merge/images/``."""
     ev = pair_evidence(data, cand.a, cand.b, cand.similarity, cfg.evidence,
                        waveforms=cfg.waveforms)
@@ -169,7 +143,7 @@ def prepare_pair(data: SortingData, ks_dir: str | Path, cand: Candidate, cfg: Ru
     if path.exists():
         png = path.read_bytes()
     else:
-        png = pool.render(ev, cfg.waveforms) if pool else render_pair(ev, waveforms=cfg.waveforms)
+        png = render_pair(ev, waveforms=cfg.waveforms)
         atomic_write_bytes(path, png)
     return Prepared(cand, ev.content_hash, png, path, ev if keep_evidence else None)
 
@@ -249,12 +223,10 @@ def run(
     is_cancelled: Callable[[], bool] = lambda: False,
     dry_run: bool = False,
     only_pairs: set[tuple[int, int]] | None = None,
-    render_processes: int = 0,
 ) -> RunReport:
     """Judge every planned pair (render + call, ``cfg.workers`` at a time) and write the CSV,
     ``curation.json`` and the cache. ``dry_run`` renders images only. ``only_pairs``
-    restricts the run (e.g. to retry the errors). ``render_processes`` > 0 renders in that many
-    worker processes when there are enough pairs (the CLI uses it; the GUI renders in threads)."""
+    restricts the run (e.g. to retry the errors)."""
     ks_dir = Path(ks_dir)
     plan = plan or make_plan(data, ks_dir, cfg)
     cands = [c for c in plan.candidates if only_pairs is None or (c.a, c.b) in only_pairs]
@@ -272,7 +244,7 @@ def run(
     def job(cand: Candidate, cancel: threading.Event) -> PairResult | None:
         if cancel.is_set():
             return None
-        p = prepare_pair(data, ks_dir, cand, cfg, keep_evidence=cfg.offline, pool=pool)
+        p = prepare_pair(data, ks_dir, cand, cfg, keep_evidence=cfg.offline)
         if dry_run:
             return _row(p, ks_dir, cfg, decision="not_sent", reasoning="dry run: not sent")
         key = ResultCache.key(p.evidence_hash, cfg.model, cfg.prompt_version)
@@ -295,13 +267,8 @@ def run(
 
     progress(0, len(cands), "starting")
     workers = cfg.workers if not cfg.offline else 4
-    pool = RenderPool(render_processes) if render_processes > 0 and len(cands) >= 8 else None
-    try:
-        out = run_bounded(cands, job, workers=workers, is_cancelled=is_cancelled,
-                          on_done=on_done, on_cancelled=on_cancel)
-    finally:
-        if pool is not None:
-            pool.close()
+    out = run_bounded(cands, job, workers=workers, is_cancelled=is_cancelled, on_done=on_done,
+                      on_cancelled=on_cancel)
     results = [r if r is not None else on_cancel(c) for r, c in zip(out, cands, strict=True)]
     report = RunReport(plan, results, cancelled=is_cancelled())
     if dry_run:
