@@ -81,7 +81,7 @@ def bench_training(args) -> dict:
                                   metric_names=list(x.columns), imputation_strategies=GRID["imputers"],
                                   scaling_techniques=GRID["scalers"], classifiers=GRID["classifiers"],
                                   seed=args.seed, verbose=False, overwrite=True, n_jobs=args.jobs,
-                                  search_kwargs={"n_iter": args.si_n_iter})
+                                  search_kwargs={"n_iter": args.si_n_iter, "cv": 5, "scoring": "balanced_accuracy"})
         out["si_s"] = time.perf_counter() - t
     best = trainer.test_accuracies_df.iloc[0]
     out["si_best"] = f"{best['classifier name']} + {best['imputation_strategy']} + {best['scaling_strategy']}"

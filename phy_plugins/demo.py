@@ -78,8 +78,16 @@ def run_demo_gui(ks_dir: Path, *, screenshot: str | None = None) -> int:
     from .core.phy_session import screenshot as grab
 
     config_dir = ks_dir / ".phy-plugins-demo-config"  # keeps the user's ~/.phy untouched
+    try:
+        from .core.settings import save_plugin_settings
+        from .unitrefine.demo import demo_settings
+
+        if demo_settings(ks_dir):
+            save_plugin_settings("unitrefine", demo_settings(ks_dir), config_dir)
+    except Exception as exc:  # noqa: BLE001 - the demo still opens without a model
+        print(f"UnitRefine demo model unavailable: {exc}")
     controller, gui = open_phy(ks_dir, plugins=list(PLUGIN_CLASS_NAMES), config_dir=config_dir,
-                               size=(2400, 1350) if screenshot else None)
+                               size=(3000, 1500) if screenshot else None)
     try:
         sup = controller.supervisor
         ids = sup.clustering.cluster_ids

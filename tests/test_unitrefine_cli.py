@@ -6,11 +6,11 @@ import shutil
 
 import pandas as pd
 import pytest
+from unitrefine_helpers import SHARED_TUTORIAL, write_user_labels
 
 from phy_plugins.cli import main
 from phy_plugins.core.synthetic import generate_dataset
 from phy_plugins.core.tsv import read_cluster_tsv
-from tests.unitrefine_helpers import SHARED_TUTORIAL, write_user_labels
 
 FAST = ["--quick", "--classifiers", "LogisticRegression", "--imputers", "median", "--scalers",
         "standard_scaler", "--folds", "3", "--jobs", "1"]

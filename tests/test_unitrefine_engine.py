@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import balanced_accuracy_score
+from unitrefine_helpers import SHARED_TUTORIAL, truth_labels, write_user_labels
 
 from phy_plugins.core.synthetic import generate_dataset, load_ground_truth
 from phy_plugins.unitrefine import workflows as wf
@@ -36,7 +37,6 @@ from phy_plugins.unitrefine.tables import (
     read_phy_labels,
 )
 from phy_plugins.unitrefine.train import TrainingError, make_pipeline, refit, search, training_set
-from tests.unitrefine_helpers import SHARED_TUTORIAL, truth_labels, write_user_labels
 
 SMALL_GRID = {"RandomForestClassifier": [{"n_estimators": 30, "class_weight": "balanced"}],
               "LogisticRegression": [{"C": 1.0, "class_weight": "balanced", "max_iter": 2000}]}
@@ -401,3 +401,39 @@ def test_leave_one_session_out_and_fast_refit(session0, session1, features0, fea
     assert new is not result.pipeline
     with pytest.raises(TrainingError, match="not classes"):
         refit(result.pipeline, feats, labels.replace("good", "sua"), result.label_conversion)
+
+
+def test_every_pipeline_the_search_builds_loads_without_trust(tmp_path):
+    from phy_plugins.unitrefine.model_io import save_model
+    from phy_plugins.unitrefine.train import CLASSIFIERS, FULL_GRID
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    x.iloc[0, 0] = np.nan
+    y = pd.Series(rng.integers(0, 3, 60))
+    for clf in CLASSIFIERS:
+        for imp in ("median", "knn"):
+            params = dict(FULL_GRID[clf][0])
+            params.update({"max_iter": 20} if clf == "MLPClassifier" else {})
+            params.update({"n_estimators": 10} if "n_estimators" in params else {})
+            pipe = make_pipeline(imp, "robust_scaler", clf, params).fit(x, y)
+            folder = save_model(tmp_path / f"{clf}-{imp}", pipe, label_conversion={0: "good", 1: "mua", 2: "noise"})
+            pred, _ = predict(load_model(folder), x)
+            assert set(pred["prediction"]) <= {"good", "mua", "noise"}
+
+
+def test_plugin_state_plans_labels_and_order():
+    from phy_plugins.unitrefine.curation import PredictionStore, phy_group_for, training_labels
+
+    store = PredictionStore()
+    pred = pd.DataFrame({"prediction": ["good", "noise", "neural", 1, "sua"],
+                         "confidence": [0.95, 0.6, 0.99, 0.9, 0.8]}, index=[1, 2, 3, 4, 5])
+    store.update(pred)
+    assert store.label(4) == "1" and store.confidence(2) == 0.6 and store.confidence(99) is None
+    assert store.plan_labels([1, 2, 3, 4, 5], 0.7) == {"good": [1, 5]}  # 'neural' and 1 have no phy group
+    assert store.plan_labels([1, 2, 3, 4, 5], 0.7, {"1": "good", "neural": "mua"}) == {"good": [1, 4, 5],
+                                                                                      "mua": [3]}
+    assert store.least_confident([5, 1, 99, 2]) == [2, 5, 1, 99]
+    assert phy_group_for("SUA") == "good" and phy_group_for("x", {"x": "bogus"}) is None
+    labels = training_labels({1: "good", 2: None, 3: "unsorted", 4: "noise", 5: "mua"}, {"good": "g", "mua": "o"})
+    assert labels.to_dict() == {1: "g", 5: "o"}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+from unitrefine_helpers import write_user_labels
 
+from phy_plugins.core.phy_safety import FAILURES
 from phy_plugins.core.settings import save_plugin_settings
 from phy_plugins.core.synthetic import generate_dataset
 from phy_plugins.unitrefine import workflows as wf
 from phy_plugins.unitrefine.tables import read_phy_labels
-from tests.unitrefine_helpers import write_user_labels
 
 PLUGIN = "PhyPluginsUnitRefinePlugin"
 
@@ -34,6 +35,11 @@ def test_columns_apply_threshold_undo_merge_and_bad_model(synthetic_ks, phy_gui,
     sup = controller.supervisor
     assert plugin.task is not None and plugin.task.wait(60)
     ids = [int(c) for c in sup.clustering.cluster_ids]
+    # the menu is there and no callback of ours failed
+    for name in ("predict now", "load model folder", "apply predictions as labels", "sort by least confidence",
+                 "train a model from my labels", "update my model (fast refit)", "cancel"):
+        assert plugin.actions.get(f"UnitRefine: {name}") is not None, name
+    assert not [f for f in FAILURES if "UnitRefine" in f[0]]
     # both columns are shown for every cluster
     assert {"ur_label", "ur_conf"} <= set(sup.cluster_view.columns)
     rows = {c: sup.cluster_view.get(c) for c in ids}
@@ -54,8 +60,8 @@ def test_columns_apply_threshold_undo_merge_and_bad_model(synthetic_ks, phy_gui,
         sup.undo()
     assert {c: sup.cluster_meta.get("group", c) for c in ids} == before
 
-    # least confident first
-    plugin.sort_by_confidence()
+    # least confident first (through the menu action)
+    plugin.actions.get("UnitRefine: sort by least confidence").trigger()
     order = sup.cluster_view.get_ids()
     confs = [plugin.store.confidence(c) for c in order]
     assert confs == sorted(confs)

@@ -10,7 +10,6 @@ from phy_plugins.core.synthetic import load_ground_truth
 from phy_plugins.core.tsv import write_cluster_tsv
 
 SHARED_TUTORIAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "unitrefine_tutorial"
-# the sorter's own labels a user has not touched yet (phy shows them as 'unsorted')
 
 
 def truth_labels(ks_dir: Path) -> pd.Series:

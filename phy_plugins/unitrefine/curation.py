@@ -11,9 +11,16 @@ PHY_GROUPS = ("good", "mua", "noise")
 GROUP_SYNONYMS = {"good": "good", "sua": "good", "mua": "mua", "noise": "noise"}
 
 
-def phy_group_for(label: object) -> str | None:
-    """The phy group a model label stands for, or None (e.g. 'neural', 'other', 0/1)."""
-    return GROUP_SYNONYMS.get(str(label).strip().lower())
+def phy_group_for(label: object, group_map: dict | None = None) -> str | None:
+    """The phy group a model label stands for, or None (e.g. 'neural', 'other', 0/1).
+
+    ``group_map`` (settings) maps other labels, e.g. ``{"1": "good", "0": "mua"}`` for 0/1 models.
+    """
+    key = str(label).strip()
+    if group_map and key in {str(k) for k in group_map}:
+        group = {str(k): v for k, v in group_map.items()}[key]
+        return group if group in PHY_GROUPS else None
+    return GROUP_SYNONYMS.get(key.lower())
 
 
 class PredictionStore:
@@ -45,12 +52,12 @@ class PredictionStore:
         """Patches for phy's ``Table.change``."""
         return [{"id": int(c), "ur_label": self.label(c), "ur_conf": self.confidence(c)} for c in ids]
 
-    def plan_labels(self, cluster_ids, threshold: float) -> dict[str, list[int]]:
+    def plan_labels(self, cluster_ids, threshold: float, group_map: dict | None = None) -> dict[str, list[int]]:
         """{phy group: clusters} for the predictions at or above ``threshold`` that map to a phy group."""
         out: dict[str, list[int]] = {}
         for cid in cluster_ids:
             conf = self.confidences.get(int(cid))
-            group = phy_group_for(self.labels.get(int(cid)))
+            group = phy_group_for(self.labels.get(int(cid)), group_map)
             if conf is not None and group and conf >= threshold:
                 out.setdefault(group, []).append(int(cid))
         return out

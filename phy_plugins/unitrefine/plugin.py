@@ -16,7 +16,7 @@ from phy_plugins.unitrefine.curation import PredictionStore, training_labels
 
 logger = logging.getLogger("phy")
 DEFAULTS = {"model": None, "trust_model": False, "auto_predict": True, "threshold": 0.8,
-            "label_map": None, "train_quick": True, "classifiers": None, "jobs": None}
+            "label_map": None, "group_map": None, "train_quick": True, "classifiers": None, "jobs": None}
 MODELS_DIR = "unitrefine_models"
 
 
@@ -182,9 +182,10 @@ class PhyPluginsUnitRefinePlugin(IPlugin):
     def apply_predictions(self, threshold=None) -> dict[str, list[int]]:
         """Label clusters with their predicted group when confidence >= threshold (undo with phy's undo)."""
         threshold = float(self.settings["threshold"] if threshold is None else threshold)
-        plan = self.store.plan_labels(self._cluster_ids(), threshold)
+        plan = self.store.plan_labels(self._cluster_ids(), threshold, self.settings.get("group_map"))
         if not plan:
-            self._say(f"no prediction with confidence >= {threshold} maps to good/mua/noise")
+            self._say(f"no prediction with confidence >= {threshold} maps to good/mua/noise "
+                      "(set 'group_map' in the unitrefine settings for other labels)")
             return {}
         for group, ids in sorted(plan.items()):
             self.controller.supervisor.label("group", group, cluster_ids=ids)
