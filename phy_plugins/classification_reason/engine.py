@@ -73,6 +73,23 @@ _BLOCK_BITS = [sum(1 << k for k in range(len(CANDIDATES)) if _CAND_BLOCK[k] == b
 #: per label code (NOISE, GOOD, MUA, NON-SOMA, NON-SOMA MUA, empty): bits of the deciding block
 _BLOCK_BITS_OF_CODE = np.array([_BLOCK_BITS[0], 0, _BLOCK_BITS[2], _BLOCK_BITS[1], _BLOCK_BITS[1], 0],
                                dtype=np.int64)
+#: per label code: index of the deciding block in BLOCKS (-1: none)
+_BLOCK_OF_CODE = np.array([0, -1, 2, 1, 1, -1], dtype=np.int8)
+
+
+def _code_lut(split: bool) -> np.ndarray:
+    """Label code per ``noise | mua << 1 | nonsoma << 2 | empty << 3`` (bombcell's precedence)."""
+    lut = np.empty(16, dtype=np.int8)
+    for i in range(16):
+        noise, mua, nonsoma, empty = (i >> b & 1 for b in range(4))
+        code = 2 if mua else 1
+        if nonsoma:
+            code = code + 2 if split else 3
+        lut[i] = 5 if empty else 0 if noise else code
+    return lut
+
+
+_CODE_LUT = {split: _code_lut(split) for split in (False, True)}
 
 
 def _fmt(v: float) -> str:
@@ -154,7 +171,6 @@ class Evaluation:
     thresholds: np.ndarray  # (n_rules,)
     skipped: list[str]  # per rule: '' if evaluated, else why not
     fails: np.ndarray  # (n, n_rules) bool
-    cand_fails_rm: np.ndarray  # (n_candidates, n) bool, rule-major
     empty: np.ndarray
     nonsoma_group: np.ndarray  # (n,) all four AND members fail
     code: np.ndarray  # (n,) label code, see LABELS
@@ -168,6 +184,11 @@ class Evaluation:
 
     def __len__(self) -> int:
         return len(self.cluster_ids)
+
+    @cached_property
+    def cand_fails_rm(self) -> np.ndarray:
+        """(n_candidates, n) bool, candidate-major: single rules, and the AND group as one."""
+        return np.stack(_candidate_rows(self.fails.T, self.nonsoma_group))
 
     @cached_property
     def row_of(self) -> dict[int, int]:
@@ -227,8 +248,8 @@ class Evaluation:
 
     def block_fails(self, block: str) -> np.ndarray:
         """(n,) 0/1: the unit fails at least one rule of ``block`` (AND group as a whole)."""
-        mask = _CAND_BLOCK == BLOCKS.index(block)
-        return (self.cand_fails_rm[mask].any(axis=0) & ~self.empty).astype(np.int8)
+        hit = (self.fail_bits & _BLOCK_BITS[BLOCKS.index(block)]) != 0
+        return (hit & ~self.empty).astype(np.int8)
 
     @cached_property
     def reason_list(self) -> np.ndarray:
@@ -375,14 +396,18 @@ def evaluate(
     split = as_bool(param.get("splitGoodAndMua_NonSomatic", False))
     group_ok = not any(skipped[j] for j in _GROUP_IDX)
     nonsoma_group = f[_GROUP_IDX].all(axis=0) if group_ok else np.zeros(n, dtype=bool)
-    code = _label_codes(f, empty, nonsoma_group, split)
+    cand_rows = _candidate_rows(f, nonsoma_group)
+    bits = _pack_bits(cand_rows, n)
+    code = _CODE_LUT[split].take(_block_hits(bits, empty))
     names = SPLIT_LABELS if split else LABELS
-    cand_f, bits, main = _main_candidates(f, nonsoma_group, code, columns, thresholds)
-    main_reason = _reason_table(names, missing)[code, main]  # main == -1 picks the last column
+    main = _main_candidates(cand_rows, bits, code, columns, thresholds)
+    main_reason = _reason_table(names, missing).ravel().take(_table_index(code, main))
 
     ids = np.asarray(cluster_ids if cluster_ids is not None else np.arange(n)).astype(np.int64)
-    ev = Evaluation(ids, param, columns, thresholds, skipped, f.T, cand_f, empty, nonsoma_group, code,
-                    names[code], main, main_reason, np.full(n, "ok", dtype=object), None, notes, bits)
+    status = np.empty(n, dtype=object)
+    status.fill("ok")  # np.full would build n new str objects
+    ev = Evaluation(ids, param, columns, thresholds, skipped, f.T, empty, nonsoma_group, code,
+                    names.take(code), main, main_reason, status, None, notes, bits)
     if saved_labels is not None:
         _flag_disagreements(ev, saved_labels, missing)
     return ev
@@ -433,59 +458,77 @@ def _rule_flags(metrics: Any, param: dict[str, Any], n: int, no_param: bool):
     return columns, cols, thresholds, skipped, f
 
 
-def _label_codes(f: np.ndarray, empty: np.ndarray, nonsoma_group: np.ndarray, split: bool) -> np.ndarray:
-    """bombcell's precedence: empty, NOISE, NON-SOMA (over GOOD and MUA), MUA, GOOD."""
-    noise = f[_BLOCK_SLICE[NOISE]].any(axis=0) & ~empty
-    nonsoma = nonsoma_group | f[_E_IDX]
-    mua = f[_BLOCK_SLICE[MUA]].any(axis=0) & ~noise
-    code = np.ones(f.shape[1], dtype=np.int8)
-    code[mua] = 2
-    if split:
-        code[nonsoma & (code == 1)] = 3
-        code[nonsoma & (code == 2)] = 4
-    else:
-        code[nonsoma] = 3
-    code[noise] = 0
-    code[empty] = 5
-    return code
+def _candidate_rows(f: np.ndarray, nonsoma_group: np.ndarray) -> list[np.ndarray]:
+    """Per candidate, its (n,) fail flags: a rule's row of ``f``, or the AND group's flags."""
+    return [f[c.rules[0]] if len(c.rules) == 1 else nonsoma_group for c in CANDIDATES]
 
 
-def _main_candidates(f, nonsoma_group, code, columns, thresholds):
-    """Candidate fail flags, their bit pattern per unit, and the main candidate (-1 if none).
+def _pack_bits(rows: list[np.ndarray], n: int) -> np.ndarray:
+    """(n,) int64 with bit k set where ``rows[k]`` is True (8 rows per uint8 pass)."""
+    out = np.zeros(n, dtype=np.int64)
+    byte, tmp = np.empty(n, dtype=np.uint8), np.empty(n, dtype=np.uint8)
+    for b0 in range(0, len(rows), 8):
+        byte[:] = 0
+        for k in range(b0, min(b0 + 8, len(rows))):
+            np.left_shift(np.ascontiguousarray(rows[k]).view(np.uint8), np.uint8(k - b0), out=tmp)
+            byte |= tmp
+        out |= byte.astype(np.int64) << b0
+    return out
+
+
+def _block_hits(bits: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """(n,) uint8 ``noise | mua << 1 | nonsoma << 2 | empty << 3``, the index into ``_CODE_LUT``."""
+    idx = ((bits & _BLOCK_BITS[0]) != 0).view(np.uint8)
+    idx |= ((bits & _BLOCK_BITS[2]) != 0).view(np.uint8) << np.uint8(1)
+    idx |= ((bits & _BLOCK_BITS[1]) != 0).view(np.uint8) << np.uint8(2)
+    idx |= empty.view(np.uint8) << np.uint8(3)
+    return idx
+
+
+def _main_candidates(cand_rows, bits, code, columns, thresholds) -> np.ndarray:
+    """(n,) main candidate per unit (-1 if none).
 
     The main candidate is the deciding block's failure furthest past its threshold (relative),
     first in rule order on ties. Distances are computed only for units with several eligible
-    failures; a single eligible failure is the main one.
+    failures, one block at a time; a single eligible failure is the main one.
     """
-    n_cand, n = len(CANDIDATES), f.shape[1]
-    cand_f = np.empty((n_cand, n), dtype=bool)
-    bits = np.zeros(n, dtype=np.int64)  # bit k set = candidate k failed
-    for k, cand in enumerate(CANDIDATES):
-        cand_f[k] = f[cand.rules[0]] if len(cand.rules) == 1 else nonsoma_group
-        bits += cand_f[k].astype(np.int64) << k
-    eligible = bits & _BLOCK_BITS_OF_CODE[code]
-    one = (eligible & (eligible - 1)) == 0  # zero or one eligible failure
-    main = np.where(one & (eligible != 0), np.frexp(eligible.astype(np.float64))[1] - 1, -1).astype(np.intp)
-    multi = np.flatnonzero(~one)
-    if multi.size:
-        factor = _SIGN / np.where(np.isfinite(thresholds) & (thresholds != 0), np.abs(thresholds), 1.0)
-        emulti = eligible[multi]
-        best = np.full(multi.size, -np.inf)
-        pick = np.full(multi.size, -1)
-        for k, cand in enumerate(CANDIDATES):
-            sub = np.flatnonzero((emulti >> k) & 1)
-            if sub.size == 0:
-                continue
-            rows = multi[sub]
-            if RULES[cand.rules[0]].op == "isnan":
-                x = np.full(rows.size, np.inf)
-            else:
-                x = np.min([(columns[j][rows] - thresholds[j]) * factor[j] for j in cand.rules], axis=0)
-            better = x > best[sub]
-            best[sub[better]] = x[better]
-            pick[sub[better]] = k
-        main[multi] = pick
-    return cand_f, bits, main
+    eligible = bits & _BLOCK_BITS_OF_CODE.take(code)
+    # a single eligible bit k gives exponent k + 1; no eligible failure (0) gives -1
+    main = (np.frexp(eligible.astype(np.float64))[1] - 1).astype(np.intp)
+    multi = np.flatnonzero(eligible & (eligible - 1))  # several eligible failures
+    if multi.size == 0:
+        return main
+    factor = _SIGN / np.where(np.isfinite(thresholds) & (thresholds != 0), np.abs(thresholds), 1.0)
+    block_of = _BLOCK_OF_CODE.take(code.take(multi))
+    for b in range(len(BLOCKS)):
+        rows = multi[block_of == b]
+        if rows.size == 0:
+            continue
+        best = np.full(rows.size, -np.inf)
+        pick = np.full(rows.size, -1, dtype=np.intp)
+        x, better = np.empty(rows.size), np.empty(rows.size, dtype=bool)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for k in np.flatnonzero(_CAND_BLOCK == b).tolist():
+                cand = CANDIDATES[k]
+                if RULES[cand.rules[0]].op == "isnan":
+                    x.fill(np.inf)
+                else:
+                    j0, *others = cand.rules
+                    np.multiply(columns[j0].take(rows) - thresholds[j0], factor[j0], out=x)
+                    for j in others:  # the AND group flips back as soon as one member passes
+                        np.minimum(x, (columns[j].take(rows) - thresholds[j]) * factor[j], out=x)
+                np.greater(x, best, out=better)  # strict: the earlier rule wins ties
+                better &= cand_rows[k].take(rows)
+                np.copyto(best, x, where=better)
+                np.copyto(pick, k, where=better)
+        main[rows] = pick
+    return main
+
+
+def _table_index(code: np.ndarray, main: np.ndarray) -> np.ndarray:
+    """Flat index into the raveled :func:`_reason_table` (``main == -1``: the last column)."""
+    width = len(CANDIDATES) + 1
+    return code.astype(np.intp) * width + np.where(main < 0, width - 1, main)
 
 
 def _reason_table(names: np.ndarray, missing: list[str]) -> np.ndarray:

@@ -103,6 +103,7 @@ class StreamingDetector:
         ring = 1 << int(np.ceil(np.log2(self.sweep + max(self.sweep, self.n_pre) + 2)))
         self._z = np.zeros((ring, self.n_channels), np.float32)  # score ring buffer of the kernel
         self._hit = np.zeros(ring, np.bool_)
+        self._cand = np.zeros(-(-self.n_channels // 8) * 8, np.bool_)  # per-row candidate mask of the kernel
         self._out = np.empty((3, 0), np.int64)  # kernel outputs (rows, channels, crossings), reused
         self._dtype: np.dtype | None = None
         self._tail = np.zeros((0, self.n_channels))  # history rows kept from earlier chunks
@@ -309,7 +310,7 @@ class StreamingDetector:
             self._out = np.empty((3, cap), np.int64)
         out_row, out_ch, out_cross = self._out
         n = detect_rows(xa, x, row0, row1, n_rows, row_set, lo, hi, off32, inv32, mode, self.sweep, self.n_pre,
-                        self.nb_ptr, self.nb_idx, self._z, self._hit, out_row, out_ch, out_cross)
+                        self.nb_ptr, self.nb_idx, self._z, self._hit, self._cand, out_row, out_ch, out_cross)
         self._scan_next = limit
         if n == 0:
             return

@@ -46,9 +46,35 @@ def _score_row(row, k, lo, hi, off, inv, mode, zr):
     return h
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _candidates(zr, zp, zq, use_p, use_q, out):
+    """``out[c]``: score ``zr[c]`` >= 1 and not beaten by the previous row ``zp`` (>=) or the
+    next row ``zq`` (>) of its channel, the rows being used only where ``use_p`` / ``use_q``.
+
+    Vectorised (no branch per channel), so that the per-channel loop after it only branches on
+    the few samples that are local maxima in time.
+    """
+    n = zr.shape[0]
+    if use_p and use_q:
+        for c in range(n):
+            s = zr[c]
+            out[c] = (s >= 1.0) & (not zp[c] >= s) & (not zq[c] > s)
+    elif use_p:
+        for c in range(n):
+            s = zr[c]
+            out[c] = (s >= 1.0) & (not zp[c] >= s)
+    elif use_q:
+        for c in range(n):
+            s = zr[c]
+            out[c] = (s >= 1.0) & (not zq[c] > s)
+    else:
+        for c in range(n):
+            out[c] = zr[c] >= 1.0
+
+
 @njit(cache=True, nogil=True)
 def detect_rows(xa, xb, row0, row1, n_valid, row_set, lo, hi, off, inv, mode, sweep, max_back,
-                nb_ptr, nb_idx, z, hit, out_row, out_ch, out_cross):
+                nb_ptr, nb_idx, z, hit, cand, out_row, out_ch, out_cross):
     """Find the peaks with rows in [row0, row1); rows [0, n_valid) exist. Return their count.
 
     Scores live in the ring buffers ``z`` (rows, channels) and ``hit`` (rows), row ``r`` at
@@ -58,7 +84,7 @@ def detect_rows(xa, xb, row0, row1, n_valid, row_set, lo, hi, off, inv, mode, sw
     most ``max_back`` rows back).
     """
     mask = z.shape[0] - 1
-    n_ch = z.shape[1]
+    words = cand.view(np.uint64)
     na = xa.shape[0]
     done = max(0, row0 - max(sweep, max_back))  # next row to score
     n = 0
@@ -77,51 +103,53 @@ def detect_rows(xa, xb, row0, row1, n_valid, row_set, lo, hi, off, inv, mode, sw
         r_lo = max(r - sweep, 0)
         r_hi = need
         zr = z[r & mask]
-        for c in range(n_ch):
-            s = zr[c]
-            if not s >= 1.0:
+        p = r - 1
+        q = r + 1
+        _candidates(zr, z[p & mask], z[q & mask], p >= r_lo and hit[p & mask], q < r_hi and hit[q & mask], cand)
+        for w in range(words.shape[0]):  # 8 channels at a time: most words are 0
+            if words[w] == 0:
                 continue
-            ok = True
-            # same channel, nearest rows first: a rising or falling edge fails at once
-            for d in range(1, sweep + 1):
-                a = r - d
-                if a >= r_lo and hit[a & mask] and z[a & mask, c] >= s:
-                    ok = False
-                    break
-                b = r + d
-                if b < r_hi and hit[b & mask] and z[b & mask, c] > s:
-                    ok = False
-                    break
-            # neighbour channels, nearest rows first: the spike's best channel rejects at once
-            d = 0
-            while ok and d <= sweep:
-                a = r - d
-                b = r + d
-                use_a = a >= r_lo and hit[a & mask]
-                use_b = d > 0 and b < r_hi and hit[b & mask]
-                for j in range(nb_ptr[c], nb_ptr[c + 1]):
-                    c2 = nb_idx[j]
-                    if c2 == c:
-                        continue
-                    if use_a:
-                        s2 = z[a & mask, c2]
-                        if s2 > s or (s2 == s and (d > 0 or c2 < c)):
-                            ok = False
-                            break
-                    if use_b and z[b & mask, c2] > s:
-                        ok = False
-                        break
-                d += 1
-            if ok:
-                cr = r
-                stop = max(r - max_back, 0)
-                while cr - 1 >= stop and hit[(cr - 1) & mask] and z[(cr - 1) & mask, c] >= 1.0:
-                    cr -= 1
-                out_row[n] = r
-                out_ch[n] = c
-                out_cross[n] = cr
-                n += 1
+            for c in range(8 * w, 8 * w + 8):
+                if cand[c]:
+                    n = _check(z, hit, mask, r, c, zr[c], r_lo, r_hi, sweep, max_back, nb_ptr, nb_idx,
+                               out_row, out_ch, out_cross, n)
     return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _check(z, hit, mask, r, c, s, r_lo, r_hi, sweep, max_back, nb_ptr, nb_idx, out_row, out_ch, out_cross, n):
+    """Check candidate (r, c) of score ``s`` against its neighbourhood (its channel is one of its
+    neighbours); if it is a peak, write it at ``n`` with its crossing row. Return the new count.
+
+    Rows are visited nearest first and each row is checked on all neighbours at once (they are
+    near ``c`` in memory), so a spike's edge or its best channel rejects after a few rows.
+    """
+    zr = z[r & mask]
+    for j in range(nb_ptr[c], nb_ptr[c + 1]):  # same row: ties go to the lower channel
+        c2 = nb_idx[j]
+        if zr[c2] > s or (zr[c2] == s and c2 < c):
+            return n
+    for d in range(1, sweep + 1):
+        a = r - d  # earlier rows win ties
+        if a >= r_lo and hit[a & mask]:
+            za = z[a & mask]
+            for j in range(nb_ptr[c], nb_ptr[c + 1]):
+                if za[nb_idx[j]] >= s:
+                    return n
+        b = r + d
+        if b < r_hi and hit[b & mask]:
+            zb = z[b & mask]
+            for j in range(nb_ptr[c], nb_ptr[c + 1]):
+                if zb[nb_idx[j]] > s:
+                    return n
+    cr = r
+    stop = max(r - max_back, 0)
+    while cr - 1 >= stop and hit[(cr - 1) & mask] and z[(cr - 1) & mask, c] >= 1.0:
+        cr -= 1
+    out_row[n] = r
+    out_ch[n] = c
+    out_cross[n] = cr
+    return n + 1
 
 
 @njit(cache=True, nogil=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from phy_plugins.core.atomic import atomic_write_bytes, atomic_write_text
+from phy_plugins.unitrefine.metrics_template import TEMPLATE_METRICS
 
 MODEL_FILE = "best_model.skops"
 INFO_FILE = "model_info.json"
@@ -248,18 +249,4 @@ def _jsonable(value):
     return value
 
 
-# SpikeInterface 0.102 template-metric names (the published models use them).
-TEMPLATE_METRICS = (
-    "peak_to_valley",
-    "peak_trough_ratio",
-    "half_width",
-    "repolarization_slope",
-    "recovery_slope",
-    "num_positive_peaks",
-    "num_negative_peaks",
-    "velocity_above",
-    "velocity_below",
-    "exp_decay",
-    "spread",
-)
 SI_METRICS_VERSION = "0.102.3"
