@@ -62,6 +62,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bombcell(args: argparse.Namespace) -> int:
+    from .core.bombcell_run import run_bombcell
+
+    for ks_dir in args.ks_dirs:
+        print(f"running bombcell on {ks_dir} ...", flush=True)
+        out = run_bombcell(ks_dir, args.save_path, raw=not args.no_raw, quiet=not args.verbose)
+        print(f"bombcell results in {out}")
+    return 0
+
+
 def _progress_printer(label: str):
     last = [-1]
 
@@ -108,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="regenerate an existing dataset")
     p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("bombcell", help="run bombcell 0.94 on Kilosort folders (headless, no plots)")
+    p.add_argument("ks_dirs", nargs="+", metavar="KS_DIR")
+    p.add_argument("--save-path", help="output folder (default: KS_DIR/bombcell)")
+    p.add_argument("--no-raw", action="store_true", help="skip the raw-data metrics even if the raw file exists")
+    p.set_defaults(func=cmd_bombcell)
     p = sub.add_parser("demo", help="generate a dataset, run bombcell and open phy with all plugins")
     p.add_argument("--dir", default="phy-plugins-demo", help="dataset folder (default: ./phy-plugins-demo)")
     p.add_argument("--seed", type=int, default=0)

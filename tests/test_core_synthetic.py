@@ -83,3 +83,14 @@ def test_existing_dataset_is_kept(tmp_path):
     generate_dataset(d, seed=1, duration_s=3)
     assert (d / "spike_times.npy").stat().st_mtime_ns == before
     assert (d / "cluster_group.tsv").exists()
+
+
+def test_bombcell_command_without_raw(tmp_path, capsys):
+    from phy_plugins.cli import main
+
+    d = generate_dataset(tmp_path / "short", seed=5, duration_s=20)
+    assert main(["bombcell", str(d), "--no-raw"]) == 0
+    assert "bombcell results in" in capsys.readouterr().out
+    params = pd.read_parquet(d / "bombcell" / "_bc_parameters._bc_qMetrics.parquet")
+    assert not bool(params["extractRaw"].iloc[0])
+    assert (d / "cluster_bc_unitType.tsv").exists()

@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import ThresholdConfig
 from .filters import CausalBandpass
-from .kernel import apply_refractory, detect_rows, gather
+from .kernel import BLOCK, apply_refractory, detect_rows, gather
 from .neighbours import neighbour_csr
 from .noise import NoiseEstimate, NoiseTracker
 
@@ -100,7 +100,7 @@ class StreamingDetector:
             self._estimates.append(NoiseEstimate(self.start_index, zero, np.full(self.n_channels, np.nan)))
         self._tables: tuple | None = None
         self._version = 0  # bumps whenever the threshold tables must be rebuilt
-        ring = 1 << int(np.ceil(np.log2(self.sweep + max(self.sweep, self.n_pre) + 2)))
+        ring = 1 << int(np.ceil(np.log2(BLOCK + self.sweep + max(self.sweep, self.n_pre) + 2)))
         self._z = np.zeros((ring, self.n_channels), np.float32)  # score ring buffer of the kernel
         self._hit = np.zeros(ring, np.bool_)
         self._cand = np.zeros(-(-self.n_channels // 8) * 8, np.bool_)  # per-row candidate mask of the kernel

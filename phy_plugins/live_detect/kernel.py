@@ -15,6 +15,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+#: rows scored ahead of the scan at a time (the score ring holds them plus the lookback)
+BLOCK = 64
+
 
 @njit(cache=True, nogil=True, inline="always")
 def _score_row(row, k, lo, hi, off, inv, mode, zr):
@@ -85,35 +88,44 @@ def detect_rows(xa, xb, row0, row1, n_valid, row_set, lo, hi, off, inv, mode, sw
     """
     mask = z.shape[0] - 1
     words = cand.view(np.uint64)
-    na = xa.shape[0]
     done = max(0, row0 - max(sweep, max_back))  # next row to score
     n = 0
-    for r in range(row0, row1):
-        need = min(r + sweep + 1, n_valid)
-        while done < need:  # two call sites so that each sees one contiguous array (vectorised)
-            i = done & mask
-            if done < na:
-                h = _score_row(xa[done], row_set[done], lo, hi, off, inv, mode, z[i])
-            else:
-                h = _score_row(xb[done - na], row_set[done], lo, hi, off, inv, mode, z[i])
-            hit[i] = h
-            done += 1
-        if not hit[r & mask]:
-            continue
-        r_lo = max(r - sweep, 0)
-        r_hi = need
-        zr = z[r & mask]
-        p = r - 1
-        q = r + 1
-        _candidates(zr, z[p & mask], z[q & mask], p >= r_lo and hit[p & mask], q < r_hi and hit[q & mask], cand)
-        for w in range(words.shape[0]):  # 8 channels at a time: most words are 0
-            if words[w] == 0:
+    for b0 in range(row0, row1, BLOCK):
+        b1 = min(b0 + BLOCK, row1)
+        need = min(b1 + sweep, n_valid)
+        _score_rows(xa, xb, done, need, row_set, lo, hi, off, inv, mode, z, hit)
+        done = need
+        for r in range(b0, b1):
+            if not hit[r & mask]:
                 continue
-            for c in range(8 * w, 8 * w + 8):
-                if cand[c]:
-                    n = _check(z, hit, mask, r, c, zr[c], r_lo, r_hi, sweep, max_back, nb_ptr, nb_idx,
-                               out_row, out_ch, out_cross, n)
+            r_lo = max(r - sweep, 0)
+            r_hi = min(r + sweep + 1, n_valid)
+            zr = z[r & mask]
+            p = r - 1
+            q = r + 1
+            _candidates(zr, z[p & mask], z[q & mask], p >= r_lo and hit[p & mask], q < r_hi and hit[q & mask],
+                        cand)
+            for w in range(words.shape[0]):  # 8 channels at a time: most words are 0
+                if words[w] == 0:
+                    continue
+                for c in range(8 * w, 8 * w + 8):
+                    if cand[c]:
+                        n = _check(z, hit, mask, r, c, zr[c], r_lo, r_hi, sweep, max_back, nb_ptr, nb_idx,
+                                   out_row, out_ch, out_cross, n)
     return n
+
+
+@njit(cache=True, nogil=True)
+def _score_rows(xa, xb, r0, r1, row_set, lo, hi, off, inv, mode, z, hit):
+    """Score rows [r0, r1) into the ring buffers."""
+    mask = z.shape[0] - 1
+    na = xa.shape[0]
+    for r in range(r0, r1):  # two call sites so that each sees one contiguous array (vectorised)
+        i = r & mask
+        if r < na:
+            hit[i] = _score_row(xa[r], row_set[r], lo, hi, off, inv, mode, z[i])
+        else:
+            hit[i] = _score_row(xb[r - na], row_set[r], lo, hi, off, inv, mode, z[i])
 
 
 @njit(cache=True, nogil=True, inline="always")
