@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated {x.shape} int16 in {time.perf_counter() - t0:.1f} s", flush=True)
     run_ours(x[:int(SR)], pos, int(SR))  # compile / warm caches
     run_si(x[:int(SR)], pos, np.ones(N_CH))
+    load_before = os.getloadavg()
     dur = len(x) / SR
     ours_t, si_t, ours_c, si_c = [], [], [], []
     events = si_peaks = noise = None
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     chunk_times: list[tuple[float, float]] = []
     ev10, t10, _ = run_ours(x, pos, int(0.010 * SR), chunk_times)
     ct = np.array(chunk_times) * 1e3
+    load_after = os.getloadavg()
     trains = {u: sorting.get_unit_spike_train(u) for u in sorting.get_unit_ids()}
     acc = score(x, trains, events.peak_index, events.channel, pos, SR)
     acc.pop("per_unit")
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         p50=float(np.percentile(ct[:, 0], 50)), p99=float(np.percentile(ct[:, 0], 99)), pmax=float(ct[:, 0].max()),
         p50_cpu=float(np.percentile(ct[:, 1], 50)), p99_cpu=float(np.percentile(ct[:, 1], 99)),
         xrt10=dur / t10, n_ours=len(events), n_si=len(si_peaks), si_in_ours=float(si_in_ours), same_10ms=same_10ms,
+        load_before=" / ".join(f"{v:.2f}" for v in load_before), load_after=" / ".join(f"{v:.2f}" for v in load_after),
         **acc)
     for k, v in res.items():
         print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
@@ -198,7 +201,8 @@ def write_report(args, r: dict, shape, si_version: str) -> None:
 
 Command: `{cmd}`
 
-Machine: {cpu}, {os.cpu_count()} cores, shared with other jobs (noisy); one thread (NUMBA/OMP threads = 1,
+Machine: {cpu}, {os.cpu_count()} cores, shared with other jobs (noisy; load average 1 / 5 / 15 min
+{r['load_before']} before the timed runs, {r['load_after']} after); one thread (NUMBA/OMP threads = 1,
 SpikeInterface `n_jobs=1`). Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__},
 spikeinterface {si_version}.
 

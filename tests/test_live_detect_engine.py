@@ -66,6 +66,29 @@ def test_streaming_equals_offline_for_any_chunking(seed, n_ch, n_samples, sizes,
     assert whole.waveforms.shape == (len(whole), whole.n_pre + int(round(0.004 * SR)))
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), n_ch=st.integers(1, 20), n_samples=st.integers(50, 4000),
+       sizes=st.lists(st.integers(1, 1500), min_size=1, max_size=4), room=st.integers(0, 3))
+def test_waveforms_are_the_edge_padded_signal_around_each_peak(seed, n_ch, n_samples, sizes, room):
+    """Waveforms copied by the kernel and those gathered later (window not complete, or the
+    kernel's buffer too small: ``room``) are both the signal around the peak."""
+    rng = np.random.default_rng(seed)
+    x = np.round(make_recording(rng, n_samples, n_ch, SR, spaced_spikes(rng, n_samples, n_ch, 40, 25, (40.0, 150.0))))
+    x = x.astype(np.int16)
+    det = StreamingDetector(SR, n_ch, linear_probe(n_ch), ThresholdConfig(**FAST_NOISE))
+    det._wave = det._wave[:room]  # force the fallback (and the buffer's growth)
+    out, i, k = [], 0, 0
+    while i < len(x):
+        out.append(det.process(x[i:i + sizes[k % len(sizes)]]))
+        i += sizes[k % len(sizes)]
+        k += 1
+    ev = EventBatch.concat(out + [det.flush()])
+    width = ev.waveforms.shape[1]
+    pad = np.pad(x, ((ev.n_pre, width), (0, 0)), mode="edge").astype(np.float32)
+    for p, c, w in zip(ev.peak_index, ev.channel, ev.waveforms):
+        np.testing.assert_array_equal(w, pad[p:p + width, c])
+
+
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n_samples=st.integers(1, 3000),
        sizes=st.lists(st.integers(1, 700), min_size=1, max_size=4))

@@ -105,12 +105,14 @@ class StreamingDetector:
         self._hit = np.zeros(ring, np.bool_)
         self._cand = np.zeros(-(-self.n_channels // 8) * 8, np.bool_)  # per-row candidate mask of the kernel
         self._out = np.empty((3, 0), np.int64)  # kernel outputs (rows, channels, crossings), reused
+        self._wave = np.empty((256, self.n_pre + self.n_post), np.float32)  # waveforms copied by the kernel
         self._dtype: np.dtype | None = None
         self._tail = np.zeros((0, self.n_channels))  # history rows kept from earlier chunks
         self._tail_start = self.start_index  # absolute index of the tail's first row
         self._scan_next = self.start_index
         self._last = np.full(self.n_channels, -1, np.int64)
         self._pending: list[EventBatch] = []
+        self._pending_filled: list[np.ndarray] = []  # per pending event: waveform already copied
         self._next_id = 0
         self.finished = False
         self.last_chunk: np.ndarray = np.zeros((0, self.n_channels), np.float32)  # as detected (filtered)
@@ -309,12 +311,19 @@ class StreamingDetector:
         if self._out.shape[1] < cap:
             self._out = np.empty((3, cap), np.int64)
         out_row, out_ch, out_cross = self._out
-        n = detect_rows(xa, x, row0, row1, n_rows, row_set, lo, hi, off32, inv32, mode, self.sweep, self.n_pre,
-                        self.nb_ptr, self.nb_idx, self._z, self._hit, self._cand, out_row, out_ch, out_cross)
+        n, n_wave = detect_rows(xa, x, row0, row1, n_rows, row_set, lo, hi, off32, inv32, mode, self.sweep,
+                                self.n_pre, self.nb_ptr, self.nb_idx, self._z, self._hit, self._cand,
+                                out_row, out_ch, out_cross, self._wave)
         self._scan_next = limit
         if n == 0:
             return
         rows, ch, crossing = out_row[:n].copy(), out_ch[:n].copy(), out_cross[:n].copy()
+        waves = self._wave[:n]
+        if n > len(self._wave):  # the kernel ran out of room: more next time
+            waves = np.zeros((n, self._wave.shape[1]), np.float32)
+            waves[:n_wave] = self._wave[:n_wave]
+            self._wave = np.empty((2 * n, self._wave.shape[1]), np.float32)
+        filled = np.arange(n) < n_wave
         abs_t = rows + self._tail_start
         keep = np.empty(n, np.bool_)
         interval = np.full(n, -1, np.int64)
@@ -324,6 +333,7 @@ class StreamingDetector:
         m = len(rows)
         if m == 0:
             return
+        waves, filled = waves[keep], filled[keep]  # copies: the kernel's buffer is reused
         sets = row_set[rows]
         amp = self._values(x, rows, ch).astype(np.float64)
         base = off[sets, ch]
@@ -334,7 +344,8 @@ class StreamingDetector:
         self._next_id += m
         self._pending.append(EventBatch(
             ids, abs_t, ch, amp, base + sign * mag, sig, crossing + self._tail_start, interval,
-            np.zeros((m, 0), np.float32), self.n_pre, self.sample_rate))
+            waves, self.n_pre, self.sample_rate))
+        self._pending_filled.append(filled)
 
     def _values(self, x: np.ndarray, rows: np.ndarray, ch: np.ndarray) -> np.ndarray:
         """Samples at virtual rows (tail then chunk); rows are clipped to the signal (edge pad)."""
@@ -355,10 +366,15 @@ class StreamingDetector:
         pend = EventBatch.concat(self._pending) if len(self._pending) > 1 else self._pending[0]
         end = self._tail_start + len(self._tail) + len(x)
         n_ready = len(pend) if final else int(np.searchsorted(pend.peak_index, end - self.n_post, side="right"))
+        filled = np.concatenate(self._pending_filled) if len(self._pending_filled) > 1 else self._pending_filled[0]
         ready, rest = pend.select(slice(0, n_ready)), pend.select(slice(n_ready, None))
         self._pending = [rest] if len(rest) else []
+        self._pending_filled = [filled[n_ready:]] if len(rest) else []
         if n_ready == 0:
             return EventBatch.empty(self.n_pre, self.n_post, self.sample_rate)
-        ready.waveforms = np.empty((n_ready, self.n_pre + self.n_post), np.float32)
-        gather(self._tail, x, ready.peak_index - self.n_pre - self._tail_start, ready.channel, ready.waveforms)
+        miss = np.flatnonzero(~filled[:n_ready])  # waveforms the kernel could not copy yet
+        if len(miss):
+            w = np.empty((len(miss), self.n_pre + self.n_post), np.float32)
+            gather(self._tail, x, ready.peak_index[miss] - self.n_pre - self._tail_start, ready.channel[miss], w)
+            ready.waveforms[miss] = w
         return ready

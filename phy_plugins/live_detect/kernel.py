@@ -15,153 +15,177 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-#: rows scored ahead of the scan at a time (the score ring holds them plus the lookback)
+#: rows scored ahead of the scan per call of :func:`_score_rows`
 BLOCK = 64
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _score_row(row, k, lo, hi, off, inv, mode, zr):
-    """Scores of one row into ``zr``; return whether the row may hold a sample beyond threshold.
+# Numba increments and decrements (atomically) the reference count of every array passed to a
+# function call or taken as a view (``a[i]``) inside a loop, which costs more than the arithmetic
+# here: the hot loops therefore index 2-D arrays as ``a[i, j]`` and call a function only once per
+# block of rows.
+@njit(cache=True, nogil=True)
+def _score_rows(x, x0, r0, r1, row_set, lo, hi, off, inv, mode, z, hit):
+    """Score rows [r0, r1) (row ``r`` is ``x[r - x0]``) into the ring buffers ``z`` and ``hit``.
 
     The raw test ``x <= lo or x >= hi`` (no conversion, vectorised) is a slightly widened
-    superset of ``score >= 1``; scores are computed only for rows that pass it, so a row
-    reported False has every score < 1: it can neither hold nor beat a peak.
+    superset of ``score >= 1``; scores are computed only for rows that pass it, so a row with
+    ``hit`` False has every score < 1: it can neither hold nor beat a peak.
     """
-    lo_k = lo[k]
-    hi_k = hi[k]
-    n_ch = row.shape[0]
-    h = False
-    for c in range(n_ch):
-        v = row[c]
-        h |= (v <= lo_k[c]) | (v >= hi_k[c])
-    if h:
-        o = off[k]
-        iv = inv[k]
+    mask = z.shape[0] - 1
+    n_ch = x.shape[1]
+    for r in range(r0, r1):
+        k = row_set[r]
+        xr = r - x0
+        i = r & mask
+        h = False
         if mode == 0:
             for c in range(n_ch):
-                zr[c] = (o[c] - np.float32(row[c])) * iv[c]
+                h |= x[xr, c] <= lo[k, c]
         elif mode == 1:
             for c in range(n_ch):
-                zr[c] = (np.float32(row[c]) - o[c]) * iv[c]
+                h |= x[xr, c] >= hi[k, c]
         else:
             for c in range(n_ch):
-                zr[c] = abs(np.float32(row[c]) - o[c]) * iv[c]
-    return h
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _candidates(zr, zp, zq, use_p, use_q, out):
-    """``out[c]``: score ``zr[c]`` >= 1 and not beaten by the previous row ``zp`` (>=) or the
-    next row ``zq`` (>) of its channel, the rows being used only where ``use_p`` / ``use_q``.
-
-    Vectorised (no branch per channel), so that the per-channel loop after it only branches on
-    the few samples that are local maxima in time.
-    """
-    n = zr.shape[0]
-    if use_p and use_q:
-        for c in range(n):
-            s = zr[c]
-            out[c] = (s >= 1.0) & (not zp[c] >= s) & (not zq[c] > s)
-    elif use_p:
-        for c in range(n):
-            s = zr[c]
-            out[c] = (s >= 1.0) & (not zp[c] >= s)
-    elif use_q:
-        for c in range(n):
-            s = zr[c]
-            out[c] = (s >= 1.0) & (not zq[c] > s)
-    else:
-        for c in range(n):
-            out[c] = zr[c] >= 1.0
+                v = x[xr, c]
+                h |= (v <= lo[k, c]) | (v >= hi[k, c])
+        hit[i] = h
+        if not h:
+            continue
+        if mode == 0:
+            for c in range(n_ch):
+                z[i, c] = (off[k, c] - np.float32(x[xr, c])) * inv[k, c]
+        elif mode == 1:
+            for c in range(n_ch):
+                z[i, c] = (np.float32(x[xr, c]) - off[k, c]) * inv[k, c]
+        else:
+            for c in range(n_ch):
+                z[i, c] = abs(np.float32(x[xr, c]) - off[k, c]) * inv[k, c]
 
 
 @njit(cache=True, nogil=True)
 def detect_rows(xa, xb, row0, row1, n_valid, row_set, lo, hi, off, inv, mode, sweep, max_back,
-                nb_ptr, nb_idx, z, hit, cand, out_row, out_ch, out_cross):
-    """Find the peaks with rows in [row0, row1); rows [0, n_valid) exist. Return their count.
+                nb_ptr, nb_idx, z, hit, cand, out_row, out_ch, out_cross, wave):
+    """Find the peaks with rows in [row0, row1); rows [0, n_valid) exist. Return their count
+    ``n`` and ``g``: peaks ``[0, g)`` have their waveform (``max_back`` rows before the peak,
+    ``wave.shape[1]`` in all, clipped at row 0) in ``wave``, copied while its rows are still in
+    cache; the others (window not complete yet, or ``wave`` full) are left to :func:`gather`.
 
     Scores live in the ring buffers ``z`` (rows, channels) and ``hit`` (rows), row ``r`` at
-    ``r & (len - 1)`` (a power of two larger than ``sweep + max(sweep, max_back) + 1``),
-    computed just ahead of the scan so a candidate's neighbourhood is still in cache.
+    ``r & (len - 1)`` (a power of two larger than ``BLOCK + sweep + max(sweep, max_back) + 1``),
+    computed a block ahead of the scan so a candidate's neighbourhood is still in cache. ``cand``
+    is a scratch mask of ``n_channels`` rounded up to a multiple of 8 (zero padded).
     ``out_cross`` receives the first row of the beyond-threshold run ending at each peak (at
     most ``max_back`` rows back).
+
+    A candidate is a sample with score >= 1 not beaten on its channel at +-1 row, found for a
+    whole row at once (vectorised); only candidates are then checked, nearest rows first and
+    each row on all neighbours (its own channel is one of them), so a spike's edge or its best
+    channel rejects after a few rows.
     """
     mask = z.shape[0] - 1
+    n_ch = z.shape[1]
     words = cand.view(np.uint64)
+    na = xa.shape[0]
     done = max(0, row0 - max(sweep, max_back))  # next row to score
     n = 0
+    g = 0
     for b0 in range(row0, row1, BLOCK):
         b1 = min(b0 + BLOCK, row1)
         need = min(b1 + sweep, n_valid)
-        _score_rows(xa, xb, done, need, row_set, lo, hi, off, inv, mode, z, hit)
-        done = need
+        if done < min(need, na):
+            _score_rows(xa, 0, done, min(need, na), row_set, lo, hi, off, inv, mode, z, hit)
+            done = min(need, na)
+        if done < need:
+            _score_rows(xb, na, done, need, row_set, lo, hi, off, inv, mode, z, hit)
+            done = need
+        g = _gather_ready(xa, xb, out_row, out_ch, g, n, done, max_back, wave)
         for r in range(b0, b1):
-            if not hit[r & mask]:
+            i = r & mask
+            if not hit[i]:
                 continue
             r_lo = max(r - sweep, 0)
             r_hi = min(r + sweep + 1, n_valid)
-            zr = z[r & mask]
-            p = r - 1
-            q = r + 1
-            _candidates(zr, z[p & mask], z[q & mask], p >= r_lo and hit[p & mask], q < r_hi and hit[q & mask],
-                        cand)
+            ip = (r - 1) & mask
+            iq = (r + 1) & mask
+            use_p = r - 1 >= r_lo and hit[ip]
+            use_q = r + 1 < r_hi and hit[iq]
+            # candidates, vectorised: no branch per channel
+            if use_p and use_q:
+                for c in range(n_ch):
+                    s = z[i, c]
+                    cand[c] = (s >= 1.0) & (not z[ip, c] >= s) & (not z[iq, c] > s)
+            elif use_p:
+                for c in range(n_ch):
+                    s = z[i, c]
+                    cand[c] = (s >= 1.0) & (not z[ip, c] >= s)
+            elif use_q:
+                for c in range(n_ch):
+                    s = z[i, c]
+                    cand[c] = (s >= 1.0) & (not z[iq, c] > s)
+            else:
+                for c in range(n_ch):
+                    cand[c] = z[i, c] >= 1.0
             for w in range(words.shape[0]):  # 8 channels at a time: most words are 0
                 if words[w] == 0:
                     continue
                 for c in range(8 * w, 8 * w + 8):
-                    if cand[c]:
-                        n = _check(z, hit, mask, r, c, zr[c], r_lo, r_hi, sweep, max_back, nb_ptr, nb_idx,
-                                   out_row, out_ch, out_cross, n)
-    return n
+                    if not cand[c]:
+                        continue
+                    s = z[i, c]
+                    j0 = nb_ptr[c]
+                    j1 = nb_ptr[c + 1]
+                    ok = True
+                    for j in range(j0, j1):  # same row: ties go to the lower channel
+                        c2 = nb_idx[j]
+                        s2 = z[i, c2]
+                        if s2 > s or (s2 == s and c2 < c):
+                            ok = False
+                            break
+                    d = 1
+                    while ok and d <= sweep:
+                        a = r - d  # earlier rows win ties
+                        ia = a & mask
+                        if a >= r_lo and hit[ia]:
+                            for j in range(j0, j1):
+                                if z[ia, nb_idx[j]] >= s:
+                                    ok = False
+                                    break
+                        b = r + d
+                        ib = b & mask
+                        if ok and b < r_hi and hit[ib]:
+                            for j in range(j0, j1):
+                                if z[ib, nb_idx[j]] > s:
+                                    ok = False
+                                    break
+                        d += 1
+                    if not ok:
+                        continue
+                    cr = r
+                    stop = max(r - max_back, 0)
+                    while cr - 1 >= stop and hit[(cr - 1) & mask] and z[(cr - 1) & mask, c] >= 1.0:
+                        cr -= 1
+                    out_row[n] = r
+                    out_ch[n] = c
+                    out_cross[n] = cr
+                    n += 1
+    g = _gather_ready(xa, xb, out_row, out_ch, g, n, done, max_back, wave)
+    return n, g
 
 
 @njit(cache=True, nogil=True)
-def _score_rows(xa, xb, r0, r1, row_set, lo, hi, off, inv, mode, z, hit):
-    """Score rows [r0, r1) into the ring buffers."""
-    mask = z.shape[0] - 1
+def _gather_ready(xa, xb, rows, chs, g, n, done, n_pre, wave):
+    """Copy the waveforms of peaks ``g, g + 1, ...`` whose window ends before row ``done``
+    (rows before 0 clipped to 0) into ``wave``; return the next peak to gather."""
     na = xa.shape[0]
-    for r in range(r0, r1):  # two call sites so that each sees one contiguous array (vectorised)
-        i = r & mask
-        if r < na:
-            hit[i] = _score_row(xa[r], row_set[r], lo, hi, off, inv, mode, z[i])
-        else:
-            hit[i] = _score_row(xb[r - na], row_set[r], lo, hi, off, inv, mode, z[i])
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _check(z, hit, mask, r, c, s, r_lo, r_hi, sweep, max_back, nb_ptr, nb_idx, out_row, out_ch, out_cross, n):
-    """Check candidate (r, c) of score ``s`` against its neighbourhood (its channel is one of its
-    neighbours); if it is a peak, write it at ``n`` with its crossing row. Return the new count.
-
-    Rows are visited nearest first and each row is checked on all neighbours at once (they are
-    near ``c`` in memory), so a spike's edge or its best channel rejects after a few rows.
-    """
-    zr = z[r & mask]
-    for j in range(nb_ptr[c], nb_ptr[c + 1]):  # same row: ties go to the lower channel
-        c2 = nb_idx[j]
-        if zr[c2] > s or (zr[c2] == s and c2 < c):
-            return n
-    for d in range(1, sweep + 1):
-        a = r - d  # earlier rows win ties
-        if a >= r_lo and hit[a & mask]:
-            za = z[a & mask]
-            for j in range(nb_ptr[c], nb_ptr[c + 1]):
-                if za[nb_idx[j]] >= s:
-                    return n
-        b = r + d
-        if b < r_hi and hit[b & mask]:
-            zb = z[b & mask]
-            for j in range(nb_ptr[c], nb_ptr[c + 1]):
-                if zb[nb_idx[j]] > s:
-                    return n
-    cr = r
-    stop = max(r - max_back, 0)
-    while cr - 1 >= stop and hit[(cr - 1) & mask] and z[(cr - 1) & mask, c] >= 1.0:
-        cr -= 1
-    out_row[n] = r
-    out_ch[n] = c
-    out_cross[n] = cr
-    return n + 1
+    width = wave.shape[1]
+    while g < n and g < wave.shape[0] and rows[g] - n_pre + width <= done:
+        f = rows[g] - n_pre
+        c = chs[g]
+        for j in range(width):
+            r = max(f + j, 0)
+            wave[g, j] = xa[r, c] if r < na else xb[r - na, c]
+        g += 1
+    return g
 
 
 @njit(cache=True, nogil=True)
@@ -190,6 +214,15 @@ def gather(xa, xb, first, ch, out):
     width = out.shape[1]
     for i in range(first.shape[0]):
         c = ch[i]
-        for j in range(width):
-            r = min(max(first[i] + j, 0), last)
-            out[i, j] = xa[r, c] if r < na else xb[r - na, c]
+        f = first[i]
+        if f >= na and f + width - 1 <= last:  # inside the chunk (the usual case)
+            f -= na
+            for j in range(width):
+                out[i, j] = xb[f + j, c]
+        elif f >= 0 and f + width <= na:  # inside the history
+            for j in range(width):
+                out[i, j] = xa[f + j, c]
+        else:
+            for j in range(width):
+                r = min(max(f + j, 0), last)
+                out[i, j] = xa[r, c] if r < na else xb[r - na, c]

@@ -28,12 +28,16 @@ class NoiseEstimate:
 def mad_sigma(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel median and MAD/0.6745 of a (n, C) array (float64 results).
 
-    The median is the element of rank n // 2 (one partition instead of two for even n)."""
-    v = np.ascontiguousarray(np.asarray(samples, dtype=np.float32).T)
+    The median is the element of rank n // 2 (one partition instead of two for even n). One
+    float32 (C, n) copy is made, then partitioned and turned into deviations in place."""
+    v = np.array(np.asarray(samples).T, dtype=np.float32, order="C")
     k = v.shape[1] // 2
-    med = np.partition(v, k, axis=1)[:, k]
-    mad = np.partition(np.abs(v - med[:, None]), k, axis=1)[:, k]
-    return med.astype(np.float64), mad.astype(np.float64) * MAD_TO_SIGMA
+    v.partition(k, axis=1)
+    med = v[:, k].copy()
+    np.subtract(v, med[:, None], out=v)
+    np.abs(v, out=v)
+    v.partition(k, axis=1)
+    return med.astype(np.float64), v[:, k].astype(np.float64) * MAD_TO_SIGMA
 
 
 class NoiseTracker:
