@@ -133,6 +133,11 @@ def timed_round_robin(fns: dict, repeats: int) -> dict:
     return {name: (statistics.median(t), min(t), results[name]) for name, t in times.items()}
 
 
+def _load() -> str:
+    """The machine's load average, to report with the timings."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--units", type=int, default=100_000)
@@ -152,6 +157,7 @@ def main(argv=None) -> int:
         "values": "ours: evaluate + all reasons with values",
         "peer": "peer: seed-001 notebook (bombcell labels, pandas flags, per-unit loop)",
     }
+    load_before = _load()
     res = timed_round_robin({
         "main": lambda: ours_main(qm_df, param),
         "list": lambda: ours_list(qm_df, param),
@@ -167,6 +173,7 @@ def main(argv=None) -> int:
     print(f"python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
           f"bombcell {getattr(bc, '__version__', '?')}, {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"labels: {counts}; labels equal bombcell's: {agree}")
+    print(f"load average (1, 5, 15 min) before: {load_before}, after: {_load()}")
     print("| what | median s | min s | peer / this (median) |")
     print("|---|---|---|---|")
     for key, name in names.items():

@@ -19,6 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from bench_live_detect import write_section  # noqa: E402  (same folder: the script's sys.path[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,21 +84,6 @@ max {d.max():.1f} ms; GUI thread busy {100 * d.sum() / 1e3 / args.seconds:.0f} %
     print(text)
     write_section(args.out, "bench_live_detect_view", text)
     return 0
-
-
-def write_section(path: Path, marker: str, text: str) -> None:
-    """Replace (or append) the section between ``<!-- marker -->`` lines of ``path``, atomically."""
-    begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    block = f"{begin}\n{text.strip()}\n{end}\n"
-    if begin in old and end in old:
-        new = old[:old.index(begin)] + block + old[old.index(end) + len(end) + 1:]
-    else:
-        new = (old.rstrip() + "\n\n" if old.strip() else "") + block
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    tmp.replace(path)
 
 
 if __name__ == "__main__":
