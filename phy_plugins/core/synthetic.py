@@ -40,15 +40,15 @@ class Preset:
     n_columns: int
     row_pitch_um: float
     column_pitch_um: float
-    n_extra_good: int  # clean single units besides the designed MUA/noise/axonal/split/similar ones
+    n_good: int  # clean single units besides the designed MUA/noise/axonal/split/similar ones
     sample_rate: float = 30000.0
 
 
 PRESETS = {
     "small": Preset(n_channels=32, duration_s=60.0, n_columns=2, row_pitch_um=20.0,
-                    column_pitch_um=32.0, n_extra_good=6),
+                    column_pitch_um=32.0, n_good=6),
     "large": Preset(n_channels=384, duration_s=60.0, n_columns=4, row_pitch_um=20.0,
-                    column_pitch_um=16.0, n_extra_good=90),
+                    column_pitch_um=16.0, n_good=90),
 }
 
 
@@ -139,7 +139,7 @@ def _design_neurons(rng: np.random.Generator, p: Preset, positions: np.ndarray) 
         return poisson_train(rng, rate, dur, fs)
 
     # clean single units (bombcell GOOD)
-    for _ in range(p.n_extra_good):
+    for _ in range(p.n_good):
         neurons.append(_Neuron("good", somatic_waveform(rng.uniform(1.6, 2.6), rng.uniform(0.25, 0.45)),
                                pos(), rng.uniform(90, 180), train(rng.uniform(8, 16))))
     # MUA: refractory violations (an independent contaminating train under the same template)
