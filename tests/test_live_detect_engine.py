@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from live_detect_signals import linear_probe, make_recording, spaced_spikes
 
 from phy_plugins.live_detect import EventBatch, StreamingDetector, ThresholdConfig, detect
-from phy_plugins.live_detect.noise import NoiseTracker
+from phy_plugins.live_detect.noise import NoiseTracker, mad_sigma
 
 SR = 10_000.0
 FIELDS = ("event_id", "peak_index", "channel", "amplitude", "threshold", "sigma", "crossing_index",
@@ -170,6 +170,44 @@ def test_refractory_and_polarity():
     assert both.amplitude[0] < 0 < both.amplitude[1]
 
 
+def _brute_force_peaks(x, thr, polarity, pos, radius_um, sweep):
+    """The peak rule written directly: score >= 1 and no neighbour within +-sweep beats it."""
+    v = x.astype(np.float32)
+    inv = (1.0 / thr).astype(np.float32)
+    z = {"neg": -v, "pos": v, "both": np.abs(v)}[polarity] * inv
+    near = np.hypot(*(pos[:, None, :] - pos[None, :, :]).transpose(2, 0, 1)) <= radius_um
+    peaks = []
+    for r, c in zip(*np.nonzero(z >= 1.0), strict=True):
+        s = z[r, c]
+        a0, a1 = max(r - sweep, 0), min(r + sweep + 1, len(z))
+        win = z[a0:a1][:, near[c]]
+        rows = np.arange(a0, a1)[:, None]
+        chans = np.flatnonzero(near[c])[None, :]
+        beats = (win > s) | ((win == s) & ((rows < r) | ((rows == r) & (chans < c))))
+        if not beats.any():
+            peaks.append((r, c))
+    return sorted(peaks)
+
+
+@pytest.mark.parametrize("polarity", ["neg", "pos", "both"])
+@pytest.mark.parametrize("n_ch", [70, 150])  # several channel segments of the kernel, the last one partial
+def test_peaks_match_the_rule_written_directly(polarity, n_ch):
+    rng = np.random.default_rng(10)
+    n = 4000
+    spikes = spaced_spikes(rng, n, n_ch, 60, 20, (40.0, 150.0))
+    x = np.round(make_recording(rng, n, n_ch, SR, spikes, noise_sd=8.0))
+    x[::2] *= -1 if polarity == "both" else 1
+    x = x.astype(np.int16) if polarity != "pos" else (-x).astype(np.int16)
+    thr = rng.uniform(30.0, 45.0, n_ch)
+    pos = linear_probe(n_ch)
+    ev = stream(x, [997, 1500], pos, per_channel_thresholds=tuple(thr), polarity=polarity, refractory_s=0.0,
+                radius_um=50.0)
+    sweep = ThresholdConfig().samples(ThresholdConfig().sweep_s, SR)
+    want = _brute_force_peaks(x, thr, polarity, pos, 50.0, sweep)
+    assert len(want) > 20
+    assert list(zip(ev.peak_index.tolist(), ev.channel.tolist(), strict=True)) == want
+
+
 def test_noise_estimate_and_dead_channel():
     rng = np.random.default_rng(5)
     x = rng.normal(0, 12.0, (30_000, 4)).astype(np.float32)
@@ -184,6 +222,31 @@ def test_noise_estimate_and_dead_channel():
     assert 2 not in ev.channel.tolist()
     np.testing.assert_allclose(ev.sigma, sigma[ev.channel], rtol=0.2)
     np.testing.assert_allclose(np.abs(ev.threshold), 4.5 * ev.sigma, rtol=0.05)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.int8, np.uint8])
+def test_mad_sigma_of_small_integers_equals_the_float32_computation(dtype):
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(8)
+    for n in (1, 2, 7, 1001):
+        x = rng.integers(info.min, info.max, (n, 5), endpoint=True).astype(dtype)
+        x[:, 0] = info.max  # flat channel
+        v = x.astype(np.float32)
+        k = n // 2
+        med = np.sort(v, axis=0)[k]
+        mad = np.sort(np.abs(v - med), axis=0)[k]
+        got_med, got_sigma = mad_sigma(x)
+        np.testing.assert_array_equal(got_med, med.astype(np.float64))
+        np.testing.assert_array_equal(got_sigma, mad.astype(np.float64) * (1.0 / 0.6745))
+
+
+def test_amplitude_is_the_signal_at_the_peak():
+    rng = np.random.default_rng(9)
+    x = np.round(make_recording(rng, 20_000, 3, SR, [(5000, 1, 150.0), (15000, 2, 120.0)], noise_sd=5.0)
+                 ).astype(np.int16)
+    ev = stream(x, [333, 7000])
+    assert len(ev) >= 2
+    np.testing.assert_array_equal(ev.amplitude, x[ev.peak_index, ev.channel].astype(np.float64))
 
 
 def test_auto_threshold_waits_for_first_noise_window_and_handles_short_input():

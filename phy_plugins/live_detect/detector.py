@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import ThresholdConfig
 from .filters import CausalBandpass
-from .kernel import BLOCK, apply_refractory, detect_rows, gather
+from .kernel import BLOCK, SEG, apply_refractory, detect_rows, gather
 from .neighbours import neighbour_csr
 from .noise import NoiseEstimate, NoiseTracker
 
@@ -101,10 +101,13 @@ class StreamingDetector:
         self._tables: tuple | None = None
         self._version = 0  # bumps whenever the threshold tables must be rebuilt
         ring = 1 << int(np.ceil(np.log2(BLOCK + self.sweep + max(self.sweep, self.n_pre) + 2)))
-        self._z = np.zeros((ring, self.n_channels), np.float32)  # score ring buffer of the kernel
+        n_seg = -(-self.n_channels // SEG)
+        self._z = np.zeros((ring, n_seg * SEG), np.float32)  # score ring buffer of the kernel (zero padded)
         self._hit = np.zeros(ring, np.bool_)
-        self._cand = np.zeros(-(-self.n_channels // 8) * 8, np.bool_)  # per-row candidate mask of the kernel
+        self._live = np.zeros((ring, n_seg), np.bool_)  # per row and segment of SEG channels
+        self._cand = np.zeros(n_seg * SEG, np.bool_)  # per-row candidate mask of the kernel
         self._out = np.empty((3, 0), np.int64)  # kernel outputs (rows, channels, crossings), reused
+        self._amp = np.empty(0, np.float64)  # kernel output: signal value at each peak, reused
         self._wave = np.empty((256, self.n_pre + self.n_post), np.float32)  # waveforms copied by the kernel
         self._dtype: np.dtype | None = None
         self._tail = np.zeros((0, self.n_channels))  # history rows kept from earlier chunks
@@ -310,14 +313,15 @@ class StreamingDetector:
         cap = self.n_channels * ((row1 - row0) // (self.sweep + 1) + 1)  # at most one peak per sweep
         if self._out.shape[1] < cap:
             self._out = np.empty((3, cap), np.int64)
+            self._amp = np.empty(cap, np.float64)
         out_row, out_ch, out_cross = self._out
         n, n_wave = detect_rows(xa, x, row0, row1, n_rows, row_set, lo, hi, off32, inv32, mode, self.sweep,
-                                self.n_pre, self.nb_ptr, self.nb_idx, self._z, self._hit, self._cand,
-                                out_row, out_ch, out_cross, self._wave)
+                                self.n_pre, self.nb_ptr, self.nb_idx, self._z, self._hit, self._live, self._cand,
+                                out_row, out_ch, out_cross, self._amp, self._wave)
         self._scan_next = limit
         if n == 0:
             return
-        rows, ch, crossing = out_row[:n].copy(), out_ch[:n].copy(), out_cross[:n].copy()
+        rows, ch, crossing, amp = out_row[:n], out_ch[:n], out_cross[:n], self._amp[:n]
         waves = self._wave[:n]
         if n > len(self._wave):  # the kernel ran out of room: more next time
             waves = np.zeros((n, self._wave.shape[1]), np.float32)
@@ -329,13 +333,14 @@ class StreamingDetector:
         interval = np.full(n, -1, np.int64)
         refr = self.config.samples(self.config.refractory_s, self.sample_rate)
         apply_refractory(abs_t, ch, self._last, refr, keep, interval)
-        rows, ch, abs_t, interval, crossing = rows[keep], ch[keep], abs_t[keep], interval[keep], crossing[keep]
+        # boolean indexing copies: the kernel's buffers are reused
+        rows, ch, abs_t, interval, crossing, amp = (rows[keep], ch[keep], abs_t[keep], interval[keep], crossing[keep],
+                                                    amp[keep])
         m = len(rows)
         if m == 0:
             return
-        waves, filled = waves[keep], filled[keep]  # copies: the kernel's buffer is reused
+        waves, filled = waves[keep], filled[keep]
         sets = row_set[rows]
-        amp = self._values(x, rows, ch).astype(np.float64)
         base = off[sets, ch]
         mag = 1.0 / inv[sets, ch]  # events only occur on live channels (inv > 0)
         sign = np.where(amp >= base, 1.0, -1.0) if mode == 2 else np.full(m, 1.0 if mode == 1 else -1.0)
@@ -346,19 +351,6 @@ class StreamingDetector:
             ids, abs_t, ch, amp, base + sign * mag, sig, crossing + self._tail_start, interval,
             waves, self.n_pre, self.sample_rate))
         self._pending_filled.append(filled)
-
-    def _values(self, x: np.ndarray, rows: np.ndarray, ch: np.ndarray) -> np.ndarray:
-        """Samples at virtual rows (tail then chunk); rows are clipped to the signal (edge pad)."""
-        xa = self._tail
-        na = len(xa)
-        n_rows = na + len(x)
-        rows = np.clip(rows, 0, n_rows - 1)
-        if len(x) == 0:
-            return xa[rows, ch]
-        if na == 0:
-            return x[rows, ch]
-        in_a = rows < na
-        return np.where(in_a, xa[np.minimum(rows, na - 1), ch], x[np.maximum(rows - na, 0), ch])
 
     def _emit(self, x: np.ndarray, final: bool) -> EventBatch:
         if not self._pending:

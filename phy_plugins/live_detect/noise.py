@@ -29,8 +29,12 @@ def mad_sigma(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel median and MAD/0.6745 of a (n, C) array (float64 results).
 
     The median is the element of rank n // 2 (one partition instead of two for even n). One
-    float32 (C, n) copy is made, then partitioned and turned into deviations in place."""
-    v = np.array(np.asarray(samples).T, dtype=np.float32, order="C")
+    float32 (C, n) copy is made, then partitioned and turned into deviations in place; integers
+    of at most 16 bits (exact in float32, as are their deviations) are copied to int32 instead,
+    which partitions faster and gives the same values."""
+    samples = np.asarray(samples)
+    small_int = samples.dtype.kind in "iu" and samples.dtype.itemsize <= 2
+    v = np.array(samples.T, dtype=np.int32 if small_int else np.float32, order="C")
     k = v.shape[1] // 2
     v.partition(k, axis=1)
     med = v[:, k].copy()
