@@ -11,7 +11,8 @@ unit, the label and its reasons:
   rule for the fail flags, then a Python loop over units building the reason strings.
 
 Timings are medians over ``--repeats`` rounds in the same process; each round runs every
-variant once, so machine noise (2 cores, shared) hits all of them alike.
+variant once, so machine noise (2 cores, shared) hits all of them alike. The engine's numba
+kernel is compiled (or loaded from numba's cache) by one untimed call before the rounds.
 The script also checks that our labels equal bombcell's on the whole table.
 """
 
@@ -157,6 +158,9 @@ def main(argv=None) -> int:
         "values": "ours: evaluate + all reasons with values",
         "peer": "peer: seed-001 notebook (bombcell labels, pandas flags, per-unit loop)",
     }
+    t0 = time.perf_counter()
+    evaluate(make_table(10, args.seed, param), param)  # numba compile or cache load, not timed
+    warm_up = time.perf_counter() - t0
     load_before = _load()
     res = timed_round_robin({
         "main": lambda: ours_main(qm_df, param),
@@ -173,6 +177,7 @@ def main(argv=None) -> int:
     print(f"python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
           f"bombcell {getattr(bc, '__version__', '?')}, {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"labels: {counts}; labels equal bombcell's: {agree}")
+    print(f"kernel warm-up before the rounds (numba compile, or load from its cache): {warm_up:.2f} s")
     print(f"load average (1, 5, 15 min) before: {load_before}, after: {_load()}")
     print("| what | median s | min s | peer / this (median) |")
     print("|---|---|---|---|")

@@ -337,3 +337,24 @@ def test_unique_inverse_equals_numpy_unique(n, size):
     expected_uniq, expected_inverse = np.unique(codes, return_inverse=True)
     np.testing.assert_array_equal(uniq, expected_uniq)
     np.testing.assert_array_equal(inverse, expected_inverse.reshape(-1))
+
+
+def test_kernel_chunks_and_input_types():
+    """Chunk boundaries do not matter, and every input type runs the one compiled kernel."""
+    from phy_plugins.classification_reason import kernel
+
+    param = dict(BASE_PARAM, extractRaw=True, computeDrift=True, computeDistanceMetrics=True,
+                 keepUncertainRPVUnits=True)
+    metrics = random_metrics(np.random.default_rng(3), 2 * kernel.CHUNK + 7, param, p_edit=0.2)
+    ev = evaluate(metrics, param)
+    cut = kernel.CHUNK // 2 + 3
+    parts = [evaluate({k: v[s] for k, v in metrics.items()}, param) for s in (slice(None, cut), slice(cut, None))]
+    for name in ("fails", "fail_bits", "code", "main", "main_reason", "nonsoma_group", "empty"):
+        np.testing.assert_array_equal(getattr(ev, name), np.concatenate([getattr(p, name) for p in parts]))
+    frame = pd.DataFrame(np.column_stack(list(metrics.values())), columns=list(metrics))  # strided columns
+    as_f32 = {k: v.astype(np.float32) for k, v in metrics.items()}
+    as_f32["nSpikes"] = np.nan_to_num(metrics["nSpikes"], nan=-1).astype(np.int32)
+    for table in (frame, as_f32):
+        assert len(evaluate(table, param)) == len(ev)
+    np.testing.assert_array_equal(evaluate(frame, param).main_reason, ev.main_reason)
+    assert len(kernel.classify.signatures) == 1

@@ -11,11 +11,10 @@ as infinitely far. The non-somatic AND group is one candidate whose distance is 
 of its four members (it flips back as soon as one member passes). Ties go to the earlier rule
 in bombcell's order.
 
-Speed (100k units in ~0.01 s): one comparison per rule over contiguous rows; failed candidates
-packed into one integer per unit, from which per-byte lookup tables give the failing blocks and a
-16-entry table the label; distances only for units with several failures in the deciding block;
-texts taken from small tables by integer code. The all-reasons text formats each distinct
-3-significant-digit value once (:func:`_group_by_3g`), not every value.
+Speed (100k units in ~6 ms): one compiled pass (:mod:`.kernel`, numba) computes the fail flags,
+each unit's failed candidates packed into one integer, the label code and the main reason; the
+texts are then taken from small tables by integer code. The all-reasons text formats each
+distinct 3-significant-digit value once (:func:`_group_by_3g`), not every value.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .kernel import classify
 from .rules import BLOCKS, MUA, NOISE, NON_SOMA, RULES, SWITCHES, Rule, as_bool, complete_params, rule_is_active
 
 #: label codes, as in bombcell plus ``5`` for empty units
@@ -73,40 +73,18 @@ CANDIDATES = _candidates()
 _CAND_BLOCK = np.array([BLOCKS.index(c.block) for c in CANDIDATES])
 assert len(CANDIDATES) < 63, "each unit's failed candidates are packed into one int64"
 _BLOCK_BITS = [sum(1 << k for k in range(len(CANDIDATES)) if _CAND_BLOCK[k] == b) for b in range(len(BLOCKS))]
-#: per label code (NOISE, GOOD, MUA, NON-SOMA, NON-SOMA MUA, empty): bits of the deciding block
-_BLOCK_BITS_OF_CODE = np.array([_BLOCK_BITS[0], 0, _BLOCK_BITS[2], _BLOCK_BITS[1], _BLOCK_BITS[1], 0],
-                               dtype=np.int64)
-#: per label code: index of the deciding block in BLOCKS (-1: none)
-_BLOCK_OF_CODE = np.array([0, -1, 2, 1, 1, -1], dtype=np.int8)
-
-
-def _code_lut(split: bool) -> np.ndarray:
-    """Label code per ``noise | mua << 1 | nonsoma << 2 | empty << 3`` (bombcell's precedence)."""
-    lut = np.empty(16, dtype=np.int8)
-    for i in range(16):
-        noise, mua, nonsoma, empty = (i >> b & 1 for b in range(4))
-        code = 2 if mua else 1
-        if nonsoma:
-            code = code + 2 if split else 3
-        lut[i] = 5 if empty else 0 if noise else code
-    return lut
-
-
-_CODE_LUT = {split: _code_lut(split) for split in (False, True)}
-_BLOCK_FLAG = {BLOCKS.index(NOISE): 1, BLOCKS.index(MUA): 2, BLOCKS.index(NON_SOMA): 4}
-
-
-def _byte_flags(g: int) -> np.ndarray:
-    """Per value of candidate byte g (candidates 8g..8g+7): ``noise | mua << 1 | nonsoma << 2``."""
-    lut = np.zeros(256, dtype=np.uint8)
-    for b, k in enumerate(range(8 * g, min(8 * g + 8, len(CANDIDATES)))):
-        lut[(np.arange(256) >> b & 1) == 1] |= _BLOCK_FLAG[_CAND_BLOCK[k]]
-    return lut
-
-
-_BYTE_FLAGS = [_byte_flags(g) for g in range((len(CANDIDATES) + 7) // 8)]
-#: float type whose exponent gives the position of a single candidate bit exactly
-_FREXP_DTYPE = np.float32 if len(CANDIDATES) <= 24 else np.float64
+# per rule, for the kernel: comparison, candidate, block, AND-group membership, NaN gate
+_OP = np.array([{"isnan": 0, ">": 1, "<": 2}[r.op] for r in RULES], dtype=np.int8)
+_CAND_OF_RULE = np.array([next(k for k, c in enumerate(CANDIDATES) if j in c.rules) for j in range(len(RULES))])
+_RULE_BLOCK = np.array([BLOCKS.index(r.block) for r in RULES])
+_IN_GROUP = np.array([r.group is not None for r in RULES])
+_GATE = np.array([_GATE_COL.get(j, -1) for j in range(len(RULES))])
+_NAN_PEAKS = next(j for j, r in enumerate(RULES) if r.op == "isnan")
+_NSPIKES = next(j for j, r in enumerate(RULES) if r.metric == "nSpikes")
+#: candidate bits of the noise, mua and non-soma blocks
+_FLAG_MASKS = np.array([_BLOCK_BITS[BLOCKS.index(b)] for b in (NOISE, MUA, NON_SOMA)], dtype=np.int64)
+assert _GROUP_IDX == list(range(_GROUP_IDX[0], _GROUP_IDX[-1] + 1)), "the kernel needs AND members in a row"
+assert list(_RULE_BLOCK) == sorted(_RULE_BLOCK), "the kernel needs the rules in label precedence"
 
 
 #: per candidate, its token in the failed-rule list
@@ -183,6 +161,11 @@ def _texts_3g(d: np.ndarray, x: np.ndarray, neg: np.ndarray) -> np.ndarray:
     return out
 
 
+def _factor(t: np.ndarray) -> np.ndarray:
+    """Per rule, the factor turning ``value - threshold`` into the relative distance past it."""
+    return _SIGN / np.where(np.isfinite(t) & (t != 0), np.abs(t), 1.0)
+
+
 def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
@@ -201,7 +184,9 @@ def _column(metrics: Any, name: str, n: int) -> np.ndarray | None:
         col = metrics[name]
     except (TypeError, KeyError):
         return None
-    arr = np.asarray(col)
+    # a Series with a numpy dtype: to_numpy() is the same array as np.asarray, only quicker
+    arr = col.to_numpy() if isinstance(getattr(col, "dtype", None), np.dtype) and hasattr(col, "to_numpy") \
+        else np.asarray(col)
     if arr.dtype.kind not in "biuf":
         import pandas as pd
 
@@ -288,10 +273,8 @@ class Evaluation:
         ``(value - threshold) / |threshold|`` for ``>`` rules, the opposite for ``<`` rules (divisor
         1 for a zero or infinite threshold); +inf/-inf for the NaN-``nPeaks`` rule.
         """
-        t = self.thresholds
-        factor = _SIGN / np.where(np.isfinite(t) & (t != 0), np.abs(t), 1.0)
         with np.errstate(invalid="ignore", over="ignore"):
-            x = (self.values - t) * factor
+            x = (self.values - self.thresholds) * _factor(self.thresholds)
         for j, rule in enumerate(RULES):
             if rule.op == "isnan":
                 x[:, j] = np.where(self.fails[:, j], np.inf, -np.inf)
@@ -477,45 +460,45 @@ def evaluate(
     n = _n_rows(metrics)
     no_param = param is None
     param, notes = ({}, []) if no_param else complete_params(dict(param))
-    columns, cols, thresholds, skipped, f = _rule_flags(metrics, param, n, no_param)
+    columns, cols, thresholds, skipped, rpv = _rule_inputs(metrics, param, n, no_param)
     missing = [RULES[j].name for j, s in enumerate(skipped) if s and not s.startswith("switched off")]
     if missing:
         notes.append("rules not evaluated: " + "; ".join(
             f"{RULES[j].name}: {s}" for j, s in enumerate(skipped) if s and not s.startswith("switched off")))
     if cols.get("nSpikes") is None:
         notes.append("no nSpikes column: empty units cannot be recognised")
-    empty = np.zeros(n, dtype=bool) if cols.get("nSpikes") is None else cols["nSpikes"] == 0
     split = as_bool(param.get("splitGoodAndMua_NonSomatic", False))
-    group_ok = not any(skipped[j] for j in _GROUP_IDX)
-    nonsoma_group = f[_GROUP_IDX].all(axis=0) if group_ok else np.zeros(n, dtype=bool)
-    cand_rows = _candidate_rows(f, nonsoma_group)
-    bits, flags = _pack_bits(cand_rows, n)
-    flags |= empty.view(np.uint8) << np.uint8(3)
-    code = _CODE_LUT[split].take(flags)
     names = SPLIT_LABELS if split else LABELS
-    main = _main_candidates(cand_rows, bits, code, columns, thresholds)
-    main_reason = _reason_table(names, missing).ravel().take(_table_index(code, main))
+    f = np.empty((len(RULES), n), dtype=bool)  # rule-major: each rule's row is contiguous
+    bits, main, table_idx = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
+    code, nonsoma_group, empty = np.empty(n, dtype=np.int8), np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+    active = np.array([not s for s in skipped])
+    exempt = np.array([r.uncertain_rpv_exempt and rpv is not None for r in RULES])
+    classify(tuple(_readonly(c) for c in columns), _readonly(np.zeros(0) if rpv is None else rpv),
+             active, _OP, thresholds, _factor(thresholds), _GATE, exempt, _CAND_OF_RULE, _RULE_BLOCK, _IN_GROUP,
+             bool(active[_GROUP_IDX].all()), _CAND_OF_RULE[_GROUP_IDX[0]], _NAN_PEAKS, _NSPIKES,
+             _FLAG_MASKS, split, len(CANDIDATES), f, bits, code, main, table_idx, nonsoma_group, empty)
+    main_reason = _reason_table(split, len(missing)).take(table_idx)
 
     ids = np.asarray(cluster_ids if cluster_ids is not None else np.arange(n)).astype(np.int64)
     status = np.empty(n, dtype=object)
     status.fill("ok")  # np.full would build n new str objects
     ev = Evaluation(ids, param, columns, thresholds, skipped, f.T, empty, nonsoma_group, code,
-                    names.take(code), main, main_reason, status, None, notes, bits)
+                    names.take(code.astype(np.intp)), main, main_reason, status, None, notes, bits)
     if saved_labels is not None:
         _flag_disagreements(ev, saved_labels, missing)
     return ev
 
 
-def _rule_flags(metrics: Any, param: dict[str, Any], n: int, no_param: bool):
-    """Per-rule metric columns, thresholds, why-not-evaluated texts and (rule, unit) fail flags."""
+def _rule_inputs(metrics: Any, param: dict[str, Any], n: int, no_param: bool):
+    """Per-rule metric columns (a shared NaN column where missing), the columns by name,
+    thresholds, why-not-evaluated texts, and the ``RPV_status`` column when uncertain RPV
+    units are kept (else None)."""
     nan_col = None  # shared stand-in for missing columns, made on first need
     columns: list[np.ndarray] = []  # each rule's metric column (shared, not copied)
-    f = np.zeros((len(RULES), n), dtype=bool)  # rule-major: each rule's row is contiguous
     thresholds = np.full(len(RULES), np.nan)
     skipped = [""] * len(RULES)
     cols: dict[str, np.ndarray | None] = {}
-    gate_ok: dict[str, np.ndarray] = {}
-    keep_uncertain = as_bool(param.get("keepUncertainRPVUnits", False))
     for j, rule in enumerate(RULES):
         for name in (rule.metric, rule.gate):
             if name and name not in cols:
@@ -536,24 +519,17 @@ def _rule_flags(metrics: Any, param: dict[str, Any], n: int, no_param: bool):
         columns.append(nan_col if col is None else col)
         if thr is not None:
             thresholds[j] = thr
-        if skipped[j]:
-            continue
-        # strict comparisons; NaN compares False, so a NaN metric never fails (except isnan)
-        if rule.op == ">":
-            np.greater(col, thr, out=f[j])
-        elif rule.op == "<":
-            np.less(col, thr, out=f[j])
-        else:
-            np.isnan(col, out=f[j])
-        if rule.gate:
-            if rule.gate not in gate_ok:
-                gate_ok[rule.gate] = ~np.isnan(cols[rule.gate])
-            f[j] &= gate_ok[rule.gate]
-        if rule.uncertain_rpv_exempt and keep_uncertain:
-            rpv_status = _column(metrics, "RPV_status", n)
-            if rpv_status is not None:
-                f[j] &= rpv_status != 0
-    return columns, cols, thresholds, skipped, f
+    exempt = any(r.uncertain_rpv_exempt and not skipped[j] for j, r in enumerate(RULES))
+    rpv = _column(metrics, "RPV_status", n) if exempt and as_bool(param.get("keepUncertainRPVUnits")) else None
+    return columns, cols, thresholds, skipped, rpv
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """``a`` as a read-only C-contiguous array (view or copy): one array type for the kernel."""
+    if a.flags.writeable or not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a).view()
+        a.flags.writeable = False
+    return a
 
 
 def _candidate_rows(f: np.ndarray, nonsoma_group: np.ndarray) -> list[np.ndarray]:
@@ -561,89 +537,23 @@ def _candidate_rows(f: np.ndarray, nonsoma_group: np.ndarray) -> list[np.ndarray
     return [f[c.rules[0]] if len(c.rules) == 1 else nonsoma_group for c in CANDIDATES]
 
 
-def _pack_bits(rows: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bit k set where ``rows[k]`` is True (int64, built byte by byte), and per unit the uint8
-    ``noise | mua << 1 | nonsoma << 2``: the blocks with a failed candidate."""
-    out = np.zeros(n, dtype="<i8")  # little-endian, so byte g holds bits 8g..8g+7
-    out_bytes = out.view(np.uint8).reshape(n, 8)
-    flags = np.zeros(n, dtype=np.uint8)
-    byte, tmp = np.empty(n, dtype=np.uint8), np.empty(n, dtype=np.uint8)
-    for g, b0 in enumerate(range(0, len(rows), 8)):
-        np.copyto(byte, rows[b0].view(np.uint8))
-        for k in range(b0 + 1, min(b0 + 8, len(rows))):
-            np.left_shift(rows[k].view(np.uint8), np.uint8(k - b0), out=tmp)
-            byte |= tmp
-        out_bytes[:, g] = byte
-        flags |= _BYTE_FLAGS[g].take(byte)
-    return out.astype(np.int64, copy=False), flags
-
-
-def _main_candidates(cand_rows, bits, code, columns, thresholds) -> np.ndarray:
-    """(n,) main candidate per unit (-1 if none).
-
-    The main candidate is the deciding block's failure furthest past its threshold (relative),
-    first in rule order on ties. Distances are computed only for units with several eligible
-    failures, one block at a time; a single eligible failure is the main one.
-    """
-    eligible = bits & _BLOCK_BITS_OF_CODE.take(code)
-    # a single eligible bit k gives exponent k + 1; no eligible failure (0) gives -1
-    main = (np.frexp(eligible.astype(_FREXP_DTYPE))[1] - 1).astype(np.intp)
-    multi = np.flatnonzero((eligible & (eligible - 1)) != 0)  # several eligible failures
-    if multi.size == 0:
-        return main
-    factor = _SIGN / np.where(np.isfinite(thresholds) & (thresholds != 0), np.abs(thresholds), 1.0)
-    block_of = _BLOCK_OF_CODE.take(code.take(multi))
-    for b in range(len(BLOCKS)):
-        rows = multi[block_of == b]
-        if rows.size == 0:
-            continue
-        ks = np.flatnonzero(_CAND_BLOCK == b).tolist()
-        hits = np.empty((len(ks), rows.size), dtype=bool)
-        for r, k in enumerate(ks):
-            np.take(cand_rows[k], rows, out=hits[r])
-        flat = np.flatnonzero(hits)  # candidate r, unit i at r * rows.size + i
-        bounds = np.searchsorted(flat, np.arange(len(ks) + 1) * rows.size)
-        best = np.full(rows.size, -np.inf)
-        pick = np.full(rows.size, -1, dtype=np.intp)
-        with np.errstate(invalid="ignore", over="ignore"):
-            for r, k in enumerate(ks):  # in rule order, strict '>': the earlier rule wins ties
-                sub = flat[bounds[r]:bounds[r + 1]] - r * rows.size
-                cand = CANDIDATES[k]
-                if RULES[cand.rules[0]].op == "isnan":
-                    x = np.full(sub.size, np.inf)
-                else:
-                    units = rows.take(sub)
-                    x = (columns[cand.rules[0]].take(units) - thresholds[cand.rules[0]]) * factor[cand.rules[0]]
-                    for j in cand.rules[1:]:  # the AND group flips back as soon as one member passes
-                        np.minimum(x, (columns[j].take(units) - thresholds[j]) * factor[j], out=x)
-                better = x > best.take(sub)
-                winners = sub[better]
-                best[winners] = x[better]
-                pick[winners] = k
-        main[rows] = pick
-    return main
-
-
-def _table_index(code: np.ndarray, main: np.ndarray) -> np.ndarray:
-    """Flat index into the raveled :func:`_reason_table` (``main == -1``: column 0)."""
-    idx = code.astype(np.intp) * (len(CANDIDATES) + 1)
-    idx += main
-    idx += 1
-    return idx
-
-
-def _reason_table(names: np.ndarray, missing: list[str]) -> np.ndarray:
-    """Main-reason text per (label code, 1 + candidate); column 0 is 'no failure'."""
+@cache
+def _reason_table(split: bool, n_missing: int) -> np.ndarray:
+    """Main-reason text per (label code, 1 + candidate), raveled and read-only; column 0 is 'no
+    failure' (``n_missing``: rules not evaluated)."""
+    names = SPLIT_LABELS if split else LABELS
     n_cand = len(CANDIDATES)
     table = np.empty((len(names), n_cand + 1), dtype=object)
     good_text = GOOD_TEXT
-    if missing:
-        good_text = f"GOOD: passed all evaluated thresholds ({len(missing)} not evaluated)"
+    if n_missing:
+        good_text = f"GOOD: passed all evaluated thresholds ({n_missing} not evaluated)"
     for c, lab in enumerate(names):
         for k, cand in enumerate(CANDIDATES):
             text = NAN_PEAKS_TEXT if RULES[cand.rules[0]].op == "isnan" else cand.name
             table[c, k + 1] = f"{lab}: {text}"
         table[c, 0] = good_text.replace("GOOD", lab, 1) if lab else EMPTY_TEXT
+    table = table.ravel()
+    table.flags.writeable = False
     return table
 
 
