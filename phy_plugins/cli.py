@@ -54,10 +54,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from .core.console import percent_printer
     from .core.synthetic import generate_dataset
 
     out = generate_dataset(args.dir, preset=args.preset, seed=args.seed, overwrite=args.overwrite,
-                           progress=_progress_printer("generating"))
+                           progress=percent_printer("generating: "))
     print(f"\ndataset ready: {out} (ground truth in {out / 'ground_truth.json'})")
     return 0
 
@@ -70,18 +71,6 @@ def cmd_bombcell(args: argparse.Namespace) -> int:
         out = run_bombcell(ks_dir, args.save_path, raw=not args.no_raw, quiet=not args.verbose)
         print(f"bombcell results in {out}")
     return 0
-
-
-def _progress_printer(label: str):
-    last = [-1]
-
-    def show(fraction: float, text: str = "") -> None:
-        pct = int(fraction * 100)
-        if pct != last[0]:
-            last[0] = pct
-            print(f"\r{label}: {text} {pct:3d}%", end="", file=sys.stderr, flush=True)
-
-    return show
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

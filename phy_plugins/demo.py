@@ -28,6 +28,7 @@ def prepare_demo(out_dir: Path, *, seed: int = 0, preset: str = "small",
                  log: Callable[[str], None] = print) -> Path:
     """Generate the dataset if absent, run bombcell if not done, then each plugin's export."""
     from .core.bombcell_run import run_bombcell
+    from .core.console import percent_printer
     from .core.synthetic import generate_dataset
 
     out_dir = Path(out_dir).resolve()
@@ -35,15 +36,7 @@ def prepare_demo(out_dir: Path, *, seed: int = 0, preset: str = "small",
         log(f"[1/3] dataset present: {out_dir}")
     else:
         log(f"[1/3] dataset: {out_dir} ({preset}, seed {seed})")
-        shown = [-1]
-
-        def progress(frac: float, text: str) -> None:
-            pct = int(frac * 20) * 5
-            if pct != shown[0]:
-                shown[0] = pct
-                print(f"\r      {text} {pct:3d}%", end="", file=sys.stderr, flush=True)
-
-        generate_dataset(out_dir, preset=preset, seed=seed, progress=progress)
+        generate_dataset(out_dir, preset=preset, seed=seed, progress=percent_printer("      ", step=5))
         print(file=sys.stderr)
     if not (out_dir / "bombcell" / "templates._bc_qMetrics.parquet").exists():
         log("[2/3] running bombcell (about 10 s)")
@@ -82,8 +75,9 @@ def run_demo_gui(ks_dir: Path, *, screenshot: str | None = None) -> int:
         from .core.settings import save_plugin_settings
         from .unitrefine.demo import demo_settings
 
-        if demo_settings(ks_dir):
-            save_plugin_settings("unitrefine", demo_settings(ks_dir), config_dir)
+        unitrefine_settings = demo_settings(ks_dir)
+        if unitrefine_settings:
+            save_plugin_settings("unitrefine", unitrefine_settings, config_dir)
     except Exception as exc:  # noqa: BLE001 - the demo still opens without a model
         print(f"UnitRefine demo model unavailable: {exc}")
     controller, gui = open_phy(ks_dir, plugins=list(PLUGIN_CLASS_NAMES), config_dir=config_dir,
