@@ -33,21 +33,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from phy_plugins.classification_reason.engine import evaluate  # noqa: E402
-from phy_plugins.classification_reason.rules import RULES  # noqa: E402
-
-GOOD = dict(nPeaks=1, nTroughs=1, waveformDuration_peakTrough=500, waveformBaselineFlatness=0.1,
-            scndPeakToTroughRatio=0.2, spatialDecaySlope=0.05, troughToPeak2Ratio=10,
-            mainPeak_before_width=10, mainTrough_width=10, peak1ToPeak2Ratio=1,
-            mainPeakToTroughRatio=0.3, percentageSpikesMissing_gaussian=5, nSpikes=2000,
-            fractionRPVs_estimatedTauR=0.01, presenceRatio=0.95, rawAmplitude=80, signalToNoiseRatio=10,
-            maxDriftEstimate=10, isolationDistance=50, Lratio=0.05)
+from phy_plugins.classification_reason.rules import CLEAN_UNIT, RULES  # noqa: E402
 
 
 def make_table(n: int, seed: int, param: dict) -> pd.DataFrame:
     """Units that are mostly clean, each metric pushed past its threshold with 8% probability."""
     rng = np.random.default_rng(seed)
     cols = {"phy_clusterID": np.arange(n)}
-    for m, good in GOOD.items():
+    for m, good in CLEAN_UNIT.items():
         thr = next((param[r.param] for r in RULES if r.metric == m and r.param), good)
         v = np.full(n, float(good)) * rng.uniform(0.9, 1.1, n)
         bad = rng.random(n) < 0.08

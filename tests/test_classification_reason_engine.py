@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from phy_plugins.classification_reason import engine
 from phy_plugins.classification_reason.engine import CANDIDATES, EMPTY_TEXT, GOOD_TEXT, MISMATCH, evaluate
-from phy_plugins.classification_reason.rules import AND_GROUP_PARAMS, BACKCOMPAT_VALUES, RULES, SWITCHES
+from phy_plugins.classification_reason.rules import AND_GROUP_PARAMS, BACKCOMPAT_VALUES, CLEAN_UNIT, RULES, SWITCHES
 
 bc_qm = pytest.importorskip("bombcell.quality_metrics")
 bc_defaults = pytest.importorskip("bombcell.default_parameters")
@@ -36,14 +36,6 @@ def _threshold_for(metric: str, param: dict) -> float:
     return float(thr[0]) if thr else 1.0
 
 
-GOOD_UNIT = dict(nPeaks=1, nTroughs=1, waveformDuration_peakTrough=500, waveformBaselineFlatness=0.1,
-                 scndPeakToTroughRatio=0.2, spatialDecaySlope=0.05, troughToPeak2Ratio=10,
-                 mainPeak_before_width=10, mainTrough_width=10, peak1ToPeak2Ratio=1,
-                 mainPeakToTroughRatio=0.3, percentageSpikesMissing_gaussian=5, nSpikes=2000,
-                 fractionRPVs_estimatedTauR=0.01, presenceRatio=0.95, rawAmplitude=80, signalToNoiseRatio=10,
-                 maxDriftEstimate=10, isolationDistance=50, Lratio=0.05)
-
-
 def random_metrics(rng: np.random.Generator, n: int, param: dict, p_edit: float = 0.06) -> dict[str, np.ndarray]:
     """Clean units with a few metrics moved to NaN, inf, exactly/just past a threshold, or random.
 
@@ -52,7 +44,7 @@ def random_metrics(rng: np.random.Generator, n: int, param: dict, p_edit: float 
     out = {}
     for m in METRICS:
         t = _threshold_for(m, param)
-        v = np.full(n, float(GOOD_UNIT[m]))
+        v = np.full(n, float(CLEAN_UNIT[m]))
         edit = rng.random(n) < p_edit
         kind = rng.integers(0, 7, n)
         choices = [np.full(n, t), np.nextafter(t, np.inf) + 0 * v, np.nextafter(t, -np.inf) + 0 * v,
@@ -109,7 +101,7 @@ def tables(draw):
         col = []
         for v in draw(st.lists(st.one_of(st.just("good"), st.just("good"), _value), min_size=n, max_size=n)):
             if v == "good":
-                v = GOOD_UNIT.get(m, t)
+                v = CLEAN_UNIT.get(m, t)
             elif v == "at":
                 v = t
             elif v == "just_above":
@@ -161,7 +153,7 @@ def _furthest(ev, i: int) -> int:
 
 def _one_unit(**over) -> dict[str, np.ndarray]:
     """A clean GOOD unit under the default param, with overrides."""
-    good = dict(GOOD_UNIT, RPV_status=1)
+    good = dict(CLEAN_UNIT, RPV_status=1)
     good.update(over)
     return {k: np.array([v], dtype=float) for k, v in good.items()}
 

@@ -70,12 +70,9 @@ def cluster_columns(
         cid = int(cid)
         stale = stale_reason(ev, cid, None if n_spikes is None else n_spikes.get(cid, 0))
         if stale is not None:
+            for f, v in not_in_run_columns(cid).items():
+                out[f][cid] = v
             out[REASON_FIELD][cid] = stale
-            out[CLASS_FIELD][cid] = NOT_IN_RUN
-            out[RULE_FIELD][cid] = ""
-            out[N_FAILED_FIELD][cid] = None
-            for f in BLOCK_FIELDS.values():
-                out[f][cid] = None
             continue
         i = ev.row_of[cid]
         out[REASON_FIELD][cid] = reason[i]

@@ -461,10 +461,10 @@ def evaluate(
     no_param = param is None
     param, notes = ({}, []) if no_param else complete_params(dict(param))
     columns, cols, thresholds, skipped, rpv = _rule_inputs(metrics, param, n, no_param)
-    missing = [RULES[j].name for j, s in enumerate(skipped) if s and not s.startswith("switched off")]
+    not_evaluated = [j for j, s in enumerate(skipped) if s and not s.startswith("switched off")]
+    missing = [RULES[j].name for j in not_evaluated]
     if missing:
-        notes.append("rules not evaluated: " + "; ".join(
-            f"{RULES[j].name}: {s}" for j, s in enumerate(skipped) if s and not s.startswith("switched off")))
+        notes.append("rules not evaluated: " + "; ".join(f"{RULES[j].name}: {skipped[j]}" for j in not_evaluated))
     if cols.get("nSpikes") is None:
         notes.append("no nSpikes column: empty units cannot be recognised")
     split = as_bool(param.get("splitGoodAndMua_NonSomatic", False))

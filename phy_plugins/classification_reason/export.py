@@ -12,6 +12,7 @@ from ..core.tsv import write_cluster_tsv
 from .columns import CLASS_FIELD, REASON_FIELD, cluster_columns
 from .engine import NOT_IN_RUN, Evaluation
 from .loading import default_bombcell_dir, load_bombcell_run
+from .session import spike_counts_of
 
 
 @dataclass
@@ -33,9 +34,7 @@ def current_spike_counts(ks_dir: str | Path) -> dict[int, int] | None:
     path = Path(ks_dir) / "spike_clusters.npy"
     if not path.is_file():
         return None
-    sc = np.load(path, mmap_mode="r").reshape(-1)
-    ids, counts = np.unique(np.asarray(sc, dtype=np.int64), return_counts=True)
-    return dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    return spike_counts_of(np.load(path, mmap_mode="r"))
 
 
 def evaluate_folder(ks_dir: str | Path, bombcell_dir: str | Path | None = None) -> Evaluation:

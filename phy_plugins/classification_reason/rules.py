@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 NOISE, NON_SOMA, MUA = "NOISE", "NON-SOMA", "MUA"
@@ -103,6 +104,16 @@ BACKCOMPAT_VALUES: dict[str, Any] = {
     "minWidthMainTrough_nonSomatic": 0, "maxPeak1ToPeak2Ratio_nonSomatic": math.inf,
 }
 AND_GROUP_PARAMS = tuple(r.param for r in RULES if r.group)
+
+#: metric values of a clean unit that passes every rule at bombcell's default thresholds
+#: (the starting point of the synthetic tables in the tests and the benchmark)
+CLEAN_UNIT: MappingProxyType[str, float] = MappingProxyType(dict(
+    nPeaks=1, nTroughs=1, waveformDuration_peakTrough=500, waveformBaselineFlatness=0.1,
+    scndPeakToTroughRatio=0.2, spatialDecaySlope=0.05, troughToPeak2Ratio=10,
+    mainPeak_before_width=10, mainTrough_width=10, peak1ToPeak2Ratio=1,
+    mainPeakToTroughRatio=0.3, percentageSpikesMissing_gaussian=5, nSpikes=2000,
+    fractionRPVs_estimatedTauR=0.01, presenceRatio=0.95, rawAmplitude=80, signalToNoiseRatio=10,
+    maxDriftEstimate=10, isolationDistance=50, Lratio=0.05))
 
 
 def as_bool(value: Any) -> bool:
