@@ -25,10 +25,7 @@ def test_recall_and_event_count_on_generated_ground_truth():
     assert res["recall_big_pooled"] >= 0.95
     assert res["events_per_gt_spike"] <= 1.1
     # streaming in 10 ms chunks gives the same events
-    ev10 = detect(x[:sr_int(sr) * 3], sr, pos, chunk_size=300)
-    ev1 = detect(x[:sr_int(sr) * 3], sr, pos)
+    x3 = x[:int(sr) * 3]
+    ev10 = detect(x3, sr, pos, chunk_size=300)
+    ev1 = detect(x3, sr, pos)
     np.testing.assert_array_equal(ev10.peak_index, ev1.peak_index)
-
-
-def sr_int(sr: float) -> int:
-    return int(sr)

@@ -32,6 +32,7 @@ def register(subparsers) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     from ..core.kilosort import DatasetError
+    from .config import FILTER_BAND
     from .folder import detect_folder, events_table, write_events
 
     ks_dir = Path(args.ks_dir)
@@ -46,7 +47,7 @@ def run_cli(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
-    band = {"auto": "auto", "on": (300.0, 6000.0), "off": None}[args.filter]
+    band = {"auto": "auto", "on": FILTER_BAND, "off": None}[args.filter]
     try:
         res = detect_folder(ks_dir, start_s=args.start, duration_s=args.duration, filter_band=band,
                             auto_k_sigma=args.k_sigma, polarity=args.polarity,

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 POLARITIES = ("neg", "pos", "both")
+#: causal band-pass (Hz) applied to raw (not high-pass filtered) data
+FILTER_BAND = (300.0, 6000.0)
 
 
 @dataclass(frozen=True)

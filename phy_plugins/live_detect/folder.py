@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from ..core.atomic import atomic_write_bytes
-from ..core.kilosort import DatasetError, KilosortArrays, load_arrays
-from .config import ThresholdConfig
+from ..core.kilosort import DatasetError, KilosortArrays, load_arrays, read_params
+from .config import FILTER_BAND, ThresholdConfig
 from .detector import EventBatch, StreamingDetector
 from .matching import ClusterMatcher
 
@@ -36,12 +36,18 @@ def cluster_best_channels(arrays: KilosortArrays) -> dict[int, int]:
     """Best channel (largest template peak-to-peak) of each cluster's most used template."""
     tpl = np.asarray(arrays.templates)
     best_of_template = np.ptp(tpl, axis=1).argmax(axis=1)
-    out = {}
-    sc, st = np.asarray(arrays.spike_clusters), np.asarray(arrays.spike_templates)
-    for c in np.unique(sc):
-        t = np.bincount(st[sc == c].astype(np.int64)).argmax()
-        out[int(c)] = int(best_of_template[min(t, len(best_of_template) - 1)])
-    return out
+    ids, cl = np.unique(np.asarray(arrays.spike_clusters), return_inverse=True)
+    st = np.asarray(arrays.spike_templates).astype(np.int64).ravel()
+    n_t = int(st.max(initial=0)) + 1
+    # one sort for all clusters instead of a pass over all spikes per cluster: count the
+    # (cluster, template) pairs, then take each cluster's most used template (lowest on a tie)
+    pairs, counts = np.unique(cl.ravel() * n_t + st, return_counts=True)
+    cluster = pairs // n_t
+    order = np.lexsort((-counts, cluster))
+    _, first = np.unique(cluster[order], return_index=True)
+    t = pairs[order[first]] % n_t
+    best = best_of_template[np.minimum(t, len(best_of_template) - 1)]
+    return dict(zip(ids.tolist(), best.tolist(), strict=True))
 
 
 def detect_folder(ks_dir: str | Path, *, start_s: float = 0.0, duration_s: float | None = None,
@@ -57,10 +63,8 @@ def detect_folder(ks_dir: str | Path, *, start_s: float = 0.0, duration_s: float
     if traces is None:
         raise DatasetError(f"{ks_dir}: raw data file not found (dat_path in params.py)")
     if filter_band == "auto":
-        from ..core.kilosort import read_params
-
         hp = bool(read_params(ks_dir).get("hp_filtered", False)) if (Path(ks_dir) / "params.py").exists() else False
-        filter_band = None if hp else (300.0, min(6000.0, 0.45 * arrays.sample_rate))
+        filter_band = None if hp else (FILTER_BAND[0], min(FILTER_BAND[1], 0.45 * arrays.sample_rate))
     sr = arrays.sample_rate
     cmap = np.asarray(arrays.channel_map, dtype=np.int64)
     if cmap.max(initial=-1) >= traces.shape[1]:

@@ -18,7 +18,7 @@ from PyQt5.QtCore import QThreadPool, QTimer
 from PyQt5.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from ..core.phy_safety import isolated, status
-from .config import ThresholdConfig
+from .config import FILTER_BAND, ThresholdConfig
 from .display import event_summary, markers, overlay, parse_channels, recall_lines, trace_spacing
 from .events import AnalysisEvent
 from .matching import ClusterMatcher
@@ -28,7 +28,6 @@ from .sources import ReplaySource
 
 logger = logging.getLogger("phy")
 SPEEDS = {"1x": 1.0, "2x": 2.0, "5x": 5.0, "10x": 10.0, "max": 0.0}
-FILTER_BAND = (300.0, 6000.0)
 
 
 @dataclass
