@@ -6,6 +6,8 @@ import math
 
 import pandas as pd
 
+from phy_plugins.unitrefine.tables import apply_label_map
+
 PHY_GROUPS = ("good", "mua", "noise")
 # model labels that mean a phy group (UnitRefine's classes and common synonyms)
 GROUP_SYNONYMS = {"good": "good", "sua": "good", "mua": "mua", "noise": "noise"}
@@ -17,9 +19,9 @@ def phy_group_for(label: object, group_map: dict | None = None) -> str | None:
     ``group_map`` (settings) maps other labels, e.g. ``{"1": "good", "0": "mua"}`` for 0/1 models.
     """
     key = str(label).strip()
-    if group_map and key in {str(k) for k in group_map}:
-        group = {str(k): v for k, v in group_map.items()}[key]
-        return group if group in PHY_GROUPS else None
+    by_key = {str(k): v for k, v in (group_map or {}).items()}
+    if key in by_key:
+        return by_key[key] if by_key[key] in PHY_GROUPS else None
     return GROUP_SYNONYMS.get(key.lower())
 
 
@@ -71,8 +73,4 @@ class PredictionStore:
 def training_labels(groups: dict[int, object], label_map: dict[str, str] | None = None) -> pd.Series:
     """phy group labels of the clusters a user labelled (good/mua/noise), optionally mapped to classes."""
     out = {int(c): str(g) for c, g in groups.items() if g is not None and str(g).lower() in PHY_GROUPS}
-    labels = pd.Series(out, dtype=object)
-    if label_map:
-        low = {k.lower(): v for k, v in label_map.items()}
-        labels = labels.map(lambda v: low.get(v.lower())).dropna()
-    return labels
+    return apply_label_map(pd.Series(out, dtype=object), label_map)

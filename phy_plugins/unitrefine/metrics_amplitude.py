@@ -93,14 +93,18 @@ def noise_levels(traces: np.ndarray, gain_uv: float, fs: float, *, highpass: boo
     return np.median(np.abs(data - med), axis=0) / 0.6744897501960817
 
 
+def _highpass(x: np.ndarray, fs: float) -> np.ndarray:
+    """Zero-phase 5th-order Butterworth high-pass at 300 Hz along time (axis 0)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    return sosfiltfilt(butter(5, 300.0, btype="highpass", fs=fs, output="sos"), x, axis=0)
+
+
 def _filtered(traces: np.ndarray, a: int, b: int, fs: float, highpass: bool, margin: int = 3000) -> np.ndarray:
     lo, hi = max(a - margin, 0), min(b + margin, traces.shape[0])
     chunk = np.asarray(traces[lo:hi], dtype=np.float32)
     if highpass:
-        from scipy.signal import butter, sosfiltfilt
-
-        sos = butter(5, 300.0, btype="highpass", fs=fs, output="sos")
-        chunk = sosfiltfilt(sos, chunk, axis=0).astype(np.float32)
+        chunk = _highpass(chunk, fs).astype(np.float32)
     return chunk[a - lo: a - lo + (b - a)]
 
 
@@ -124,9 +128,7 @@ def raw_template(traces: np.ndarray, st: np.ndarray, gain_uv: float, fs: float, 
         acc += traces[int(t) - n_before - pad: int(t) + n_after + pad]
     mean = acc / len(st)
     if highpass:
-        from scipy.signal import butter, sosfiltfilt
-
-        mean = sosfiltfilt(butter(5, 300.0, btype="highpass", fs=fs, output="sos"), mean, axis=0)
+        mean = _highpass(mean, fs)
     return mean[pad: pad + n_before + n_after] * gain_uv
 
 

@@ -25,6 +25,14 @@ SPIKETRAIN_METRICS = (
 )
 
 
+def cluster_spike_indices(spike_clusters: np.ndarray) -> dict[int, np.ndarray]:
+    """{cluster id: indices of its spikes, increasing}, clusters in increasing id order."""
+    order = np.argsort(spike_clusters, kind="stable")
+    ids, starts = np.unique(spike_clusters[order], return_index=True)
+    ends = list(starts[1:]) + [len(order)]
+    return {int(c): order[a:b] for c, a, b in zip(ids, starts, ends)}
+
+
 def bin_edges(total_samples: int, bin_samples: int) -> np.ndarray:
     """Edges 0, b, 2b, ... up to the last full bin (+1 so the last edge is inclusive)."""
     end = total_samples // bin_samples * bin_samples + 1
@@ -155,19 +163,12 @@ def spiketrain_metrics(spike_times: np.ndarray, spike_clusters: np.ndarray, tota
     spike_times = np.asarray(spike_times, dtype=np.int64)
     spike_clusters = np.asarray(spike_clusters)
     duration_s = total_samples / fs
-    order = np.argsort(spike_clusters, kind="stable")
-    sc = spike_clusters[order]
-    ids, starts = np.unique(sc, return_index=True)
-    bounds = dict(zip(ids.tolist(), zip(starts, list(starts[1:]) + [len(sc)])))
+    spikes = cluster_spike_indices(spike_clusters)
     sync = synchrony(spike_times, spike_clusters)
-    wanted = ids.tolist() if cluster_ids is None else [int(c) for c in cluster_ids]
+    wanted = list(spikes) if cluster_ids is None else [int(c) for c in cluster_ids]
     out = {}
     for cid in wanted:
-        if cid in bounds:
-            a, b = bounds[cid]
-            st = np.sort(spike_times[order[a:b]])
-        else:
-            st = np.empty(0, np.int64)
+        st = np.sort(spike_times[spikes[cid]]) if cid in spikes else np.empty(0, np.int64)
         n = len(st)
         isi_ratio, isi_count = isi_violations(st, duration_s, fs)
         rp_cont, rp_v = rp_violations(st, total_samples, fs)

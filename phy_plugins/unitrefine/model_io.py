@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from phy_plugins.unitrefine.metrics_template import TEMPLATE_METRICS
 
 MODEL_FILE = "best_model.skops"
 INFO_FILE = "model_info.json"
+SI_METRICS_VERSION = "0.102.3"  # SpikeInterface version whose metric definitions the features follow
 
 # Types that skops does not trust by default but that plain scikit-learn pipelines need.
 # Random forests need the Tree (skops >= 0.15 untrusts it), simple imputers a numpy dtype,
@@ -195,12 +195,6 @@ def load_model(folder: str | Path, *, model_name: str | None = None, trust: bool
     return UnitRefineModel(pipeline=pipeline, info=info, folder=folder, notes=notes)
 
 
-def _csv_bytes(frame) -> bytes:
-    buf = io.StringIO()
-    frame.to_csv(buf)
-    return buf.getvalue().encode()
-
-
 def save_model(
     folder: str | Path,
     pipeline,
@@ -233,11 +227,11 @@ def save_model(
     atomic_write_bytes(folder / MODEL_FILE, sio.dumps(pipeline))
     atomic_write_text(folder / INFO_FILE, json.dumps(info, indent=4))
     if accuracies is not None:
-        atomic_write_bytes(folder / "model_accuracies.csv", _csv_bytes(accuracies))
+        atomic_write_text(folder / "model_accuracies.csv", accuracies.to_csv())
     if training_data is not None:
-        atomic_write_bytes(folder / "training_data.csv", _csv_bytes(training_data))
+        atomic_write_text(folder / "training_data.csv", training_data.to_csv())
     if labels is not None:
-        atomic_write_bytes(folder / "labels.csv", _csv_bytes(labels))
+        atomic_write_text(folder / "labels.csv", labels.to_csv())
     for name, text in (extra_files or {}).items():
         atomic_write_text(folder / name, text)
     return folder
@@ -247,6 +241,3 @@ def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-SI_METRICS_VERSION = "0.102.3"

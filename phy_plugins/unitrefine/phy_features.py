@@ -25,7 +25,11 @@ from phy_plugins.unitrefine.metrics_amplitude import (
     snr,
 )
 from phy_plugins.unitrefine.metrics_pca import PCA_METRICS, pca_metrics
-from phy_plugins.unitrefine.metrics_spiketrain import SPIKETRAIN_METRICS, spiketrain_metrics
+from phy_plugins.unitrefine.metrics_spiketrain import (
+    SPIKETRAIN_METRICS,
+    cluster_spike_indices,
+    spiketrain_metrics,
+)
 from phy_plugins.unitrefine.metrics_template import TEMPLATE_METRICS, template_metrics
 
 ALL_METRICS = SPIKETRAIN_METRICS + AMPLITUDE_METRICS + DRIFT_METRICS + ("snr",) + PCA_METRICS + TEMPLATE_METRICS
@@ -42,13 +46,6 @@ class FeatureReport:
     def lines(self) -> list[str]:
         out = [f"unavailable {k}: {v}" for k, v in sorted(self.unavailable.items())]
         return out + [f"approximate {k}: {v}" for k, v in sorted(self.approximate.items())]
-
-
-def _cluster_spikes(spike_clusters: np.ndarray) -> dict[int, np.ndarray]:
-    order = np.argsort(spike_clusters, kind="stable")
-    ids, starts = np.unique(spike_clusters[order], return_index=True)
-    ends = list(starts[1:]) + [len(order)]
-    return {int(c): order[a:b] for c, a, b in zip(ids, starts, ends)}
 
 
 def cluster_templates(arr: KilosortArrays, spikes: dict[int, np.ndarray], gain_uv: float,
@@ -143,13 +140,13 @@ def compute_features(
     names = list(ALL_METRICS if names is None else names)
     unknown = [n for n in names if n not in ALL_METRICS]
     report = FeatureReport(unavailable={n: "not a metric this bundle computes" for n in unknown})
+    params = read_params(ks_dir) if (Path(ks_dir) / "params.py").exists() else {}
     if gain_uv is None:
-        params = read_params(ks_dir) if (Path(ks_dir) / "params.py").exists() else {}
         gain_uv = float(params.get("gain_uv") or params.get("gain_to_uV") or 1.0)
     fs = arr.sample_rate
     traces = arr.traces() if use_raw else None
     total = traces.shape[0] if traces is not None else (int(arr.spike_times.max()) + 1 if len(arr.spike_times) else 0)
-    spikes = _cluster_spikes(np.asarray(arr.spike_clusters))
+    spikes = cluster_spike_indices(np.asarray(arr.spike_clusters))
     wanted = sorted(spikes) if cluster_ids is None else [int(c) for c in cluster_ids]
     rows: dict[int, dict[str, float]] = {c: {} for c in wanted}
     step = 0
@@ -204,7 +201,6 @@ def compute_features(
         if traces is None:
             report.unavailable["snr"] = "needs the raw recording (dat_path in params.py)"
         else:
-            params = read_params(ks_dir)
             hp = not bool(params.get("hp_filtered", False))
             noise = noise_levels(traces, gain_uv, fs, highpass=hp)
             n_before, n_after = int(1.0e-3 * fs), int(1.5e-3 * fs)

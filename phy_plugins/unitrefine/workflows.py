@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from phy_plugins.core.atomic import atomic_write_bytes
+from phy_plugins.core.atomic import atomic_write_text
 from phy_plugins.core.tsv import write_cluster_tsv
 from phy_plugins.unitrefine.model_io import ModelError, UnitRefineModel, load_model, save_model
 from phy_plugins.unitrefine.phy_features import FeatureReport, compute_features
@@ -20,7 +19,6 @@ from phy_plugins.unitrefine.train import SearchResult, refit, search
 LABEL_FIELD = "unitrefine_label"
 CONFIDENCE_FIELD = "unitrefine_confidence"
 REPORT_FILE = "training_report.md"
-# Features this bundle computes from a phy folder by default for new models (all of them).
 Progress = Callable[[int, int, str], None]
 
 
@@ -63,10 +61,7 @@ def write_prediction_tsvs(ks_dir: str | Path, pred: pd.DataFrame) -> list[Path]:
 def write_prediction_csv(path: str | Path, pred: pd.DataFrame) -> Path:
     out = pred[["prediction", "confidence"]].copy()
     out.index.name = "cluster_id"
-    buf = io.StringIO()
-    out.to_csv(buf)
-    atomic_write_bytes(Path(path), buf.getvalue().encode())
-    return Path(path)
+    return atomic_write_text(path, out.to_csv())
 
 
 def labelled_sessions(ks_dirs: list[str | Path], label_map: dict[str, str] | None, *,
