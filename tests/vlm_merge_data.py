@@ -1,14 +1,10 @@
 """Fixtures for the vlm_merge tests: the generated small dataset without bombcell (fast)."""
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-
-# real data shared beside the repository (optional; tests using it skip when absent)
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from conftest import SHARED, copy_dataset  # noqa: F401 - SHARED: real data beside the repository
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +18,7 @@ def vm_ks_session(tmp_path_factory) -> Path:
 @pytest.fixture
 def vm_ks(vm_ks_session: Path, tmp_path: Path) -> Path:
     """A writable copy (the raw file is symlinked)."""
-    dst = tmp_path / "ks"
-    shutil.copytree(vm_ks_session, dst, ignore=shutil.ignore_patterns("recording.dat", ".phy"))
-    os.symlink(vm_ks_session / "recording.dat", dst / "recording.dat")
-    return dst
+    return copy_dataset(vm_ks_session, tmp_path / "ks")
 
 
 @pytest.fixture(scope="session")

@@ -134,9 +134,7 @@ def _retryable(exc: Exception) -> tuple[bool, float | None, str]:
         if code in (401, 403):
             msg = f"HTTP {code}: the server rejected the API key or access ({exc.message})"
         return False, delay, msg
-    if isinstance(exc, openai.APIResponseValidationError):
-        return True, None, f"malformed response from the server: {exc}"
-    if isinstance(exc, ValueError):  # e.g. a non-JSON body
+    if isinstance(exc, (openai.APIResponseValidationError, ValueError)):  # e.g. a non-JSON body
         return True, None, f"malformed response from the server: {exc}"
     return False, None, f"{type(exc).__name__}: {exc}"
 

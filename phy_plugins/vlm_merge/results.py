@@ -58,6 +58,7 @@ class PairResult:
 
 
 COLUMNS = [f.name for f in fields(PairResult)]
+_TYPES = {f.name: str(f.type) for f in fields(PairResult)}
 
 
 def now_iso() -> str:
@@ -85,8 +86,7 @@ def results_to_csv(results: list[PairResult]) -> str:
 
 
 def _parse(name: str, value: str) -> object:
-    types = {f.name: f.type for f in fields(PairResult)}
-    t = str(types[name])
+    t = _TYPES[name]
     if value == "":
         return None if "None" in t else ("" if t == "str" else (False if t == "bool" else 0))
     if t == "int":
@@ -154,7 +154,6 @@ def write_curation(ks_dir: str | Path, unit_ids: list[int], results: list[PairRe
             ours = False
         if not ours:
             path = ks_dir / WORK_DIR / CURATION_NAME
-            path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(curation_dict(unit_ids, results), indent=1) + "\n"
     return atomic_write_text(path, text)
 
@@ -197,5 +196,4 @@ class ResultCache:
         return len(self._data)
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path, json.dumps(self._data, indent=0))
