@@ -258,6 +258,20 @@ def test_disagreement_with_saved_label_is_reported_not_explained():
     assert any("differs" in n for n in ev.notes)
 
 
+def test_cluster_ids_are_copied_unless_read_only():
+    """The caller's cluster ids are shared only when nobody can change them (read-only int64)."""
+    metrics = {k: np.repeat(v, 3) for k, v in _one_unit().items()}
+    mine = np.array([7, 8, 9])
+    ev = evaluate(metrics, P, cluster_ids=mine)
+    mine[0] = 99
+    assert ev.cluster_ids.tolist() == [7, 8, 9]
+    frozen = np.array([7, 8, 9], dtype=np.int64)
+    frozen.flags.writeable = False
+    assert evaluate(metrics, P, cluster_ids=frozen).cluster_ids is frozen
+    assert evaluate(metrics, P, cluster_ids=[1, 2, 3]).cluster_ids.dtype == np.int64
+    assert evaluate(metrics, P).cluster_ids.tolist() == [0, 1, 2]
+
+
 def test_missing_columns_and_params_are_reported():
     metrics = _one_unit(fractionRPVs_estimatedTauR=0.5)
     del metrics["presenceRatio"]

@@ -11,10 +11,11 @@ as infinitely far. The non-somatic AND group is one candidate whose distance is 
 of its four members (it flips back as soon as one member passes). Ties go to the earlier rule
 in bombcell's order.
 
-Speed (100k units in ~6 ms): one compiled pass (:mod:`.kernel`, numba) computes the fail flags,
+Speed (100k units in ~5.5 ms): one compiled pass (:mod:`.kernel`, numba) computes the fail flags,
 each unit's failed candidates packed into one integer, the label code and the main reason; the
-texts are then taken from small tables by integer code. The all-reasons text formats each
-distinct 3-significant-digit value once (:func:`_group_by_3g`), not every value.
+label and main-reason texts are then taken from small tables by integer code (``status`` only
+on access). The all-reasons text formats each distinct 3-significant-digit value once
+(:func:`_group_by_3g`), not every value.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ EMPTY_TEXT = "EMPTY: no spikes (bombcell leaves it unclassified)"
 NAN_PEAKS_TEXT = "nPeaks is NaN (waveform metrics not computed: <50 spikes or NaN template)"
 #: reason class of units whose labels disagree / clusters bombcell never saw
 MISMATCH, NOT_IN_RUN = "MISMATCH", "NOT IN BOMBCELL RUN"
+#: per-unit status texts, by ``Evaluation.status_code``
+STATUS = np.array(["ok", "mismatch", "undetermined"], dtype=object)
 
 _SIGN = np.array([1.0 if r.op == ">" else -1.0 if r.op == "<" else 0.0 for r in RULES])
 _GROUP_IDX = [i for i, r in enumerate(RULES) if r.group]
@@ -234,13 +237,18 @@ class Evaluation:
     label: np.ndarray  # (n,) derived label string (bombcell's vocabulary)
     main: np.ndarray  # (n,) index into CANDIDATES, -1 if none
     main_reason: np.ndarray  # (n,) str
-    status: np.ndarray  # (n,) 'ok' | 'mismatch' | 'undetermined'
+    status_code: np.ndarray  # (n,) int8 index into STATUS
     saved_label: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     fail_bits: np.ndarray | None = None  # (n,) bit k set = candidate k failed
 
     def __len__(self) -> int:
         return len(self.cluster_ids)
+
+    @property
+    def status(self) -> np.ndarray:
+        """(n,) 'ok' | 'mismatch' | 'undetermined' (saved label differs from the derived one)."""
+        return STATUS.take(self.status_code.astype(np.intp))
 
     @cached_property
     def cand_fails_rm(self) -> np.ndarray:
@@ -480,11 +488,12 @@ def evaluate(
              _FLAG_MASKS, split, len(CANDIDATES), f, bits, code, main, table_idx, nonsoma_group, empty)
     main_reason = _reason_table(split, len(missing)).take(table_idx)
 
-    ids = np.asarray(cluster_ids if cluster_ids is not None else np.arange(n)).astype(np.int64)
-    status = np.empty(n, dtype=object)
-    status.fill("ok")  # np.full would build n new str objects
+    ids = np.arange(n, dtype=np.int64) if cluster_ids is None else np.asarray(cluster_ids)
+    if ids.dtype != np.int64 or (ids.flags.writeable and cluster_ids is not None):
+        ids = ids.astype(np.int64)  # the caller's array is shared only when read-only int64
     ev = Evaluation(ids, param, columns, thresholds, skipped, f.T, empty, nonsoma_group, code,
-                    names.take(code.astype(np.intp)), main, main_reason, status, None, notes, bits)
+                    names.take(code.astype(np.intp)), main, main_reason, np.zeros(n, dtype=np.int8),
+                    None, notes, bits)
     if saved_labels is not None:
         _flag_disagreements(ev, saved_labels, missing)
     return ev
@@ -571,11 +580,11 @@ def _flag_disagreements(ev: Evaluation, saved_labels, missing: list[str]) -> Non
     bad = np.flatnonzero(saved != ev.label)
     for i in bad.tolist():
         if missing:
-            ev.status[i] = "undetermined"
+            ev.status_code[i] = 2  # undetermined
             ev.main_reason[i] = (f"{saved[i] or 'EMPTY'}: reason not determined, rules not evaluated "
                                  f"({', '.join(missing)})")
         else:
-            ev.status[i] = "mismatch"
+            ev.status_code[i] = 1  # mismatch
             ev.main_reason[i] = (f"{MISMATCH}: bombcell saved {saved[i]!r} but its rules give "
                                  f"{ev.label[i]!r} (parameter or bombcell version drift)")
     if bad.size:
