@@ -105,7 +105,6 @@ class StreamingDetector:
         self._z = np.zeros((ring, n_seg * SEG), np.float32)  # score ring buffer of the kernel (zero padded)
         self._hit = np.zeros(ring, np.bool_)
         self._live = np.zeros((ring, n_seg), np.bool_)  # per row and segment of SEG channels
-        self._cand = np.zeros(n_seg * SEG, np.bool_)  # per-row candidate mask of the kernel
         self._out = np.empty((3, 0), np.int64)  # kernel outputs (rows, channels, crossings), reused
         self._amp = np.empty(0, np.float64)  # kernel output: signal value at each peak, reused
         self._wave = np.empty((256, self.n_pre + self.n_post), np.float32)  # waveforms copied by the kernel
@@ -316,7 +315,7 @@ class StreamingDetector:
             self._amp = np.empty(cap, np.float64)
         out_row, out_ch, out_cross = self._out
         n, n_wave = detect_rows(xa, x, row0, row1, n_rows, row_set, lo, hi, off32, inv32, mode, self.sweep,
-                                self.n_pre, self.nb_ptr, self.nb_idx, self._z, self._hit, self._live, self._cand,
+                                self.n_pre, self.nb_ptr, self.nb_idx, self._z, self._hit, self._live,
                                 out_row, out_ch, out_cross, self._amp, self._wave)
         self._scan_next = limit
         if n == 0:

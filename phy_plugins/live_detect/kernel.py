@@ -19,6 +19,10 @@ from numba import njit
 BLOCK = 64
 #: channels per segment: the candidate pass only visits segments where the raw test fired
 SEG = 64
+#: ``_BIT_INDEX[(1 << k) % 67] == k`` for k < 64 (the powers of two differ modulo 67)
+_BIT_INDEX = np.zeros(67, dtype=np.int64)
+for _k in range(64):
+    _BIT_INDEX[(1 << _k) % 67] = _k
 
 
 # Numba increments and decrements (atomically) the reference count of every array passed to a
@@ -76,20 +80,30 @@ def _score_rows(x, x0, r0, r1, row_set, lo, hi, off, inv, mode, z, hit, live):
         hit[i] = h
         if not h:
             continue
-        if mode == 0:
-            for c in range(n_ch):
-                z[i, c] = (off[k, c] - np.float32(x[xr, c])) * inv[k, c]
-        elif mode == 1:
-            for c in range(n_ch):
-                z[i, c] = (np.float32(x[xr, c]) - off[k, c]) * inv[k, c]
-        else:
-            for c in range(n_ch):
-                z[i, c] = abs(np.float32(x[xr, c]) - off[k, c]) * inv[k, c]
+        for g in range(n_full):  # scores of live segments; 0 (< 1, like theirs) elsewhere
+            if not live[i, g]:
+                for c in range(g * SEG, g * SEG + SEG):
+                    z[i, c] = 0.0
+            elif mode == 0:
+                for c in range(g * SEG, g * SEG + SEG):
+                    z[i, c] = (off[k, c] - np.float32(x[xr, c])) * inv[k, c]
+            elif mode == 1:
+                for c in range(g * SEG, g * SEG + SEG):
+                    z[i, c] = (np.float32(x[xr, c]) - off[k, c]) * inv[k, c]
+            else:
+                for c in range(g * SEG, g * SEG + SEG):
+                    z[i, c] = abs(np.float32(x[xr, c]) - off[k, c]) * inv[k, c]
+        if n_full < live.shape[1]:  # the last, partial segment
+            live_last = live[i, n_full]
+            for c in range(n_full * SEG, n_ch):
+                v = np.float32(x[xr, c]) - off[k, c]
+                v = -v if mode == 0 else v if mode == 1 else abs(v)
+                z[i, c] = v * inv[k, c] if live_last else 0.0
 
 
 @njit(cache=True, nogil=True)
 def detect_rows(xa, xb, row0, row1, n_valid, row_set, lo, hi, off, inv, mode, sweep, max_back,
-                nb_ptr, nb_idx, z, hit, live, cand, out_row, out_ch, out_cross, out_amp, wave):
+                nb_ptr, nb_idx, z, hit, live, out_row, out_ch, out_cross, out_amp, wave):
     """Find the peaks with rows in [row0, row1); rows [0, n_valid) exist. Return their count
     ``n`` and ``g``: peaks ``[0, g)`` have their waveform (``max_back`` rows before the peak,
     ``wave.shape[1]`` in all, clipped at row 0) in ``wave``, copied while its rows are still in
@@ -98,19 +112,18 @@ def detect_rows(xa, xb, row0, row1, n_valid, row_set, lo, hi, off, inv, mode, sw
     Scores live in the ring buffers ``z`` (rows, channels rounded up to a multiple of
     :data:`SEG`; the padding stays 0), ``hit`` (rows) and ``live`` (rows, segments), row ``r`` at
     ``r & (len - 1)`` (a power of two larger than ``BLOCK + sweep + max(sweep, max_back) + 1``),
-    computed a block ahead of the scan so a candidate's neighbourhood is still in cache. ``cand``
-    is a scratch mask as wide as ``z``.
+    computed a block ahead of the scan so a candidate's neighbourhood is still in cache.
     ``out_cross`` receives the first row of the beyond-threshold run ending at each peak (at
     most ``max_back`` rows back), ``out_amp`` the signal value at the peak.
 
     A candidate is a sample with score >= 1 not beaten on its channel at +-1 row, found for a
-    whole segment at once (vectorised; only the row's ``live`` segments); only candidates are
+    whole segment at once as one bit per channel (vectorised; only the row's ``live``
+    segments), then visited bit by bit (no branch per channel); only candidates are
     then checked, nearest rows first and each row on all neighbours (its own channel is one of
     them), so a spike's edge or its best channel rejects after a few rows.
     """
     mask = z.shape[0] - 1
     n_seg = z.shape[1] // SEG  # a plain integer bound: range(live.shape[1]) ran about 20 % slower
-    words = cand.view(np.uint64)
     na = xa.shape[0]
     done = max(0, row0 - max(sweep, max_back))  # next row to score
     n = 0
@@ -139,66 +152,67 @@ def detect_rows(xa, xb, row0, row1, n_valid, row_set, lo, hi, off, inv, mode, sw
                 if not live[i, seg]:  # every score < 1 in these channels
                     continue
                 c0 = seg * SEG
-                # candidates, vectorised: no branch per channel
+                # candidates as one bit per channel, vectorised: no branch per channel
+                bits = np.uint64(0)
                 if use_p and use_q:
                     for c in range(c0, c0 + SEG):
                         s = z[i, c]
-                        cand[c] = (s >= 1.0) & (not z[ip, c] >= s) & (not z[iq, c] > s)
+                        t = (s >= 1.0) & (not z[ip, c] >= s) & (not z[iq, c] > s)
+                        bits |= np.uint64(t) << np.uint64(c - c0)
                 elif use_p:
                     for c in range(c0, c0 + SEG):
                         s = z[i, c]
-                        cand[c] = (s >= 1.0) & (not z[ip, c] >= s)
+                        t = (s >= 1.0) & (not z[ip, c] >= s)
+                        bits |= np.uint64(t) << np.uint64(c - c0)
                 elif use_q:
                     for c in range(c0, c0 + SEG):
                         s = z[i, c]
-                        cand[c] = (s >= 1.0) & (not z[iq, c] > s)
+                        t = (s >= 1.0) & (not z[iq, c] > s)
+                        bits |= np.uint64(t) << np.uint64(c - c0)
                 else:
                     for c in range(c0, c0 + SEG):
-                        cand[c] = z[i, c] >= 1.0
-                for w in range(c0 // 8, c0 // 8 + SEG // 8):  # 8 channels at a time: most words are 0
-                    if words[w] == 0:
+                        bits |= np.uint64(z[i, c] >= 1.0) << np.uint64(c - c0)
+                while bits != 0:  # each candidate, lowest channel first
+                    low = bits & (~bits + np.uint64(1))
+                    bits ^= low
+                    c = c0 + _BIT_INDEX[low % np.uint64(67)]
+                    s = z[i, c]
+                    j0 = nb_ptr[c]
+                    j1 = nb_ptr[c + 1]
+                    beaten = False
+                    for j in range(j0, j1):  # same row, no branch: ties go to the lower channel
+                        c2 = nb_idx[j]
+                        s2 = z[i, c2]
+                        beaten |= (s2 > s) | ((s2 == s) & (c2 < c))
+                    ok = not beaten
+                    d = 1
+                    while ok and d <= sweep:
+                        a = r - d  # earlier rows win ties
+                        ia = a & mask
+                        if a >= r_lo and hit[ia]:
+                            for j in range(j0, j1):
+                                if z[ia, nb_idx[j]] >= s:
+                                    ok = False
+                                    break
+                        b = r + d
+                        ib = b & mask
+                        if ok and b < r_hi and hit[ib]:
+                            for j in range(j0, j1):
+                                if z[ib, nb_idx[j]] > s:
+                                    ok = False
+                                    break
+                        d += 1
+                    if not ok:
                         continue
-                    for c in range(8 * w, 8 * w + 8):
-                        if not cand[c]:
-                            continue
-                        s = z[i, c]
-                        j0 = nb_ptr[c]
-                        j1 = nb_ptr[c + 1]
-                        ok = True
-                        for j in range(j0, j1):  # same row: ties go to the lower channel
-                            c2 = nb_idx[j]
-                            s2 = z[i, c2]
-                            if s2 > s or (s2 == s and c2 < c):
-                                ok = False
-                                break
-                        d = 1
-                        while ok and d <= sweep:
-                            a = r - d  # earlier rows win ties
-                            ia = a & mask
-                            if a >= r_lo and hit[ia]:
-                                for j in range(j0, j1):
-                                    if z[ia, nb_idx[j]] >= s:
-                                        ok = False
-                                        break
-                            b = r + d
-                            ib = b & mask
-                            if ok and b < r_hi and hit[ib]:
-                                for j in range(j0, j1):
-                                    if z[ib, nb_idx[j]] > s:
-                                        ok = False
-                                        break
-                            d += 1
-                        if not ok:
-                            continue
-                        cr = r
-                        stop = max(r - max_back, 0)
-                        while cr - 1 >= stop and hit[(cr - 1) & mask] and z[(cr - 1) & mask, c] >= 1.0:
-                            cr -= 1
-                        out_row[n] = r
-                        out_ch[n] = c
-                        out_cross[n] = cr
-                        out_amp[n] = xa[r, c] if r < na else xb[r - na, c]
-                        n += 1
+                    cr = r
+                    stop = max(r - max_back, 0)
+                    while cr - 1 >= stop and hit[(cr - 1) & mask] and z[(cr - 1) & mask, c] >= 1.0:
+                        cr -= 1
+                    out_row[n] = r
+                    out_ch[n] = c
+                    out_cross[n] = cr
+                    out_amp[n] = xa[r, c] if r < na else xb[r - na, c]
+                    n += 1
     g = _gather_ready(xa, xb, out_row, out_ch, g, n, done, max_back, wave)
     return n, g
 
