@@ -54,12 +54,14 @@ class EventBatch:
         return cls(i, i, i, f, f, f, i, i, np.zeros((0, n_pre + n_post), np.float32), n_pre, sample_rate)
 
     @classmethod
-    def concat(cls, batches: list[EventBatch]) -> EventBatch:
-        """Join batches of the same detector in order."""
+    def concat(cls, batches: list[EventBatch], waveforms: np.ndarray | None = None) -> EventBatch:
+        """Join batches of the same detector in order (``waveforms``: already joined, not copied)."""
         first = batches[0]
         arrays = {f.name: np.concatenate([getattr(b, f.name) for b in batches])
-                  for f in fields(cls) if f.name not in ("n_pre", "sample_rate")}
-        return cls(**arrays, n_pre=first.n_pre, sample_rate=first.sample_rate)
+                  for f in fields(cls) if f.name not in ("n_pre", "sample_rate", "waveforms")}
+        if waveforms is None:
+            waveforms = np.concatenate([b.waveforms for b in batches])
+        return cls(**arrays, waveforms=waveforms, n_pre=first.n_pre, sample_rate=first.sample_rate)
 
     def select(self, mask: np.ndarray) -> EventBatch:
         """Subset of the events (boolean mask or index array)."""
@@ -113,8 +115,8 @@ class StreamingDetector:
         self._tail_start = self.start_index  # absolute index of the tail's first row
         self._scan_next = self.start_index
         self._last = np.full(self.n_channels, -1, np.int64)
-        self._pending: list[EventBatch] = []
-        self._pending_filled: list[np.ndarray] = []  # per pending event: waveform already copied
+        self._pending: EventBatch | None = None  # events waiting for their post window
+        self._pending_filled = np.zeros(0, np.bool_)  # per pending event: waveform already copied
         self._next_id = 0
         self.finished = False
         self.last_chunk: np.ndarray = np.zeros((0, self.n_channels), np.float32)  # as detected (filtered)
@@ -229,8 +231,8 @@ class StreamingDetector:
     def _keep_tail(self, x: np.ndarray) -> None:
         """Keep the rows still needed: scan lookback and pre windows of future/pending events."""
         keep_from = self._scan_next - max(self.sweep, self.n_pre)
-        if self._pending:
-            keep_from = min(keep_from, int(self._pending[0].peak_index[0]) - self.n_pre)
+        if self._pending is not None:
+            keep_from = min(keep_from, int(self._pending.peak_index[0]) - self.n_pre)
         drop = max(0, keep_from - self._tail_start)
         na = len(self._tail)
         if drop >= na:
@@ -320,49 +322,55 @@ class StreamingDetector:
         self._scan_next = limit
         if n == 0:
             return
-        rows, ch, crossing, amp = out_row[:n], out_ch[:n], out_cross[:n], self._amp[:n]
-        waves = self._wave[:n]
-        if n > len(self._wave):  # the kernel ran out of room: more next time
-            waves = np.zeros((n, self._wave.shape[1]), np.float32)
-            waves[:n_wave] = self._wave[:n_wave]
-            self._wave = np.empty((2 * n, self._wave.shape[1]), np.float32)
-        filled = np.arange(n) < n_wave
-        abs_t = rows + self._tail_start
-        keep = np.empty(n, np.bool_)
-        interval = np.full(n, -1, np.int64)
-        refr = self.config.samples(self.config.refractory_s, self.sample_rate)
-        apply_refractory(abs_t, ch, self._last, refr, keep, interval)
-        # boolean indexing copies: the kernel's buffers are reused
-        rows, ch, abs_t, interval, crossing, amp = (rows[keep], ch[keep], abs_t[keep], interval[keep], crossing[keep],
-                                                    amp[keep])
-        m = len(rows)
+        keep, interval = self._refractory(out_row[:n], out_ch[:n])
+        kept = np.flatnonzero(keep)
+        m = len(kept)
         if m == 0:
             return
-        waves, filled = waves[keep], filled[keep]
+        rows, ch, crossing, amp = out_row[kept], out_ch[kept], out_cross[kept], self._amp[kept]
+        abs_t = rows + self._tail_start
+        interval = interval[kept]
         sets = row_set[rows]
         base = off[sets, ch]
         mag = 1.0 / inv[sets, ch]  # events only occur on live channels (inv > 0)
         sign = np.where(amp >= base, 1.0, -1.0) if mode == 2 else np.full(m, 1.0 if mode == 1 else -1.0)
-        sig = sig_tab[sets, ch]
         ids = np.arange(self._next_id, self._next_id + m, dtype=np.int64)
         self._next_id += m
-        self._pending.append(EventBatch(
-            ids, abs_t, ch, amp, base + sign * mag, sig, crossing + self._tail_start, interval,
-            waves, self.n_pre, self.sample_rate))
-        self._pending_filled.append(filled)
+        # one copy of the waveforms, after those still pending: the kernel's buffer is reused
+        prev = self._pending
+        n_prev = 0 if prev is None else len(prev)
+        waves = np.empty((n_prev + m, self._wave.shape[1]), np.float32)
+        if n_prev:
+            waves[:n_prev] = prev.waveforms
+        n_copied = int(np.searchsorted(kept, n_wave))  # the kernel copied events [0, n_wave)
+        np.take(self._wave, kept[:n_copied], axis=0, out=waves[n_prev:n_prev + n_copied])
+        if n > len(self._wave):  # the kernel ran out of room: more next time
+            self._wave = np.empty((2 * n, self._wave.shape[1]), np.float32)
+        new = EventBatch(ids, abs_t, ch, amp, base + sign * mag, sig_tab[sets, ch], crossing + self._tail_start,
+                         interval, waves[n_prev:], self.n_pre, self.sample_rate)
+        self._pending = new if prev is None else EventBatch.concat([prev, new], waveforms=waves)
+        self._pending_filled = np.concatenate([self._pending_filled, np.arange(m) < n_copied])
+
+    def _refractory(self, rows: np.ndarray, ch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keep mask of the kernel's peaks (refractory per channel) and their intervals."""
+        keep = np.empty(len(rows), np.bool_)
+        interval = np.full(len(rows), -1, np.int64)
+        refr = self.config.samples(self.config.refractory_s, self.sample_rate)
+        apply_refractory(rows + self._tail_start, ch, self._last, refr, keep, interval)
+        return keep, interval
 
     def _emit(self, x: np.ndarray, final: bool) -> EventBatch:
-        if not self._pending:
+        pend = self._pending
+        if pend is None:
             return EventBatch.empty(self.n_pre, self.n_post, self.sample_rate)
-        pend = EventBatch.concat(self._pending) if len(self._pending) > 1 else self._pending[0]
         end = self._tail_start + len(self._tail) + len(x)
         n_ready = len(pend) if final else int(np.searchsorted(pend.peak_index, end - self.n_post, side="right"))
-        filled = np.concatenate(self._pending_filled) if len(self._pending_filled) > 1 else self._pending_filled[0]
-        ready, rest = pend.select(slice(0, n_ready)), pend.select(slice(n_ready, None))
-        self._pending = [rest] if len(rest) else []
-        self._pending_filled = [filled[n_ready:]] if len(rest) else []
         if n_ready == 0:
             return EventBatch.empty(self.n_pre, self.n_post, self.sample_rate)
+        filled = self._pending_filled
+        ready = pend.select(slice(0, n_ready))  # views
+        self._pending = pend.select(slice(n_ready, None)) if n_ready < len(pend) else None
+        self._pending_filled = filled[n_ready:]
         miss = np.flatnonzero(~filled[:n_ready])  # waveforms the kernel could not copy yet
         if len(miss):
             w = np.empty((len(miss), self.n_pre + self.n_post), np.float32)
