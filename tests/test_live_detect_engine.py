@@ -76,7 +76,7 @@ def test_waveforms_are_the_edge_padded_signal_around_each_peak(seed, n_ch, n_sam
     x = np.round(make_recording(rng, n_samples, n_ch, SR, spaced_spikes(rng, n_samples, n_ch, 40, 25, (40.0, 150.0))))
     x = x.astype(np.int16)
     det = StreamingDetector(SR, n_ch, linear_probe(n_ch), ThresholdConfig(**FAST_NOISE))
-    det._wave = det._wave[:room]  # force the fallback (and the buffer's growth)
+    det._room = room  # force the fallback (and the room's growth)
     out, i, k = [], 0, 0
     while i < len(x):
         out.append(det.process(x[i:i + sizes[k % len(sizes)]]))

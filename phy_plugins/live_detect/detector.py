@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import ThresholdConfig
 from .filters import CausalBandpass
-from .kernel import BLOCK, SEG, apply_refractory, detect_rows, gather
+from .kernel import BLOCK, SEG, apply_refractory, compact_rows, detect_rows, gather
 from .neighbours import neighbour_csr
 from .noise import NoiseEstimate, NoiseTracker
 
@@ -109,7 +109,7 @@ class StreamingDetector:
         self._live = np.zeros((ring, n_seg), np.bool_)  # per row and segment of SEG channels
         self._out = np.empty((3, 0), np.int64)  # kernel outputs (rows, channels, crossings), reused
         self._amp = np.empty(0, np.float64)  # kernel output: signal value at each peak, reused
-        self._wave = np.empty((256, self.n_pre + self.n_post), np.float32)  # waveforms copied by the kernel
+        self._room = 256  # waveform rows offered to the kernel per scan (grows with the event rate)
         self._dtype: np.dtype | None = None
         self._tail = np.zeros((0, self.n_channels))  # history rows kept from earlier chunks
         self._tail_start = self.start_index  # absolute index of the tail's first row
@@ -316,10 +316,18 @@ class StreamingDetector:
             self._out = np.empty((3, cap), np.int64)
             self._amp = np.empty(cap, np.float64)
         out_row, out_ch, out_cross = self._out
+        # the kernel writes the waveforms straight after those still pending (no extra copy);
+        # rows it has no room for are gathered by _emit
+        prev = self._pending
+        n_prev = 0 if prev is None else len(prev)
+        waves = np.empty((n_prev + self._room, self.n_pre + self.n_post), np.float32)
+        if n_prev:
+            waves[:n_prev] = prev.waveforms
         n, n_wave = detect_rows(xa, x, row0, row1, n_rows, row_set, lo, hi, off32, inv32, mode, self.sweep,
                                 self.n_pre, self.nb_ptr, self.nb_idx, self._z, self._hit, self._live,
-                                out_row, out_ch, out_cross, self._amp, self._wave)
+                                out_row, out_ch, out_cross, self._amp, waves[n_prev:])
         self._scan_next = limit
+        self._room = max(self._room, 2 * n)
         if n == 0:
             return
         keep, interval = self._refractory(out_row[:n], out_ch[:n])
@@ -327,6 +335,9 @@ class StreamingDetector:
         m = len(kept)
         if m == 0:
             return
+        n_copied = int(np.searchsorted(kept, n_wave))  # the kernel copied events [0, n_wave)
+        if m < n:
+            compact_rows(waves[n_prev:], kept[:n_copied])
         rows, ch, crossing, amp = out_row[kept], out_ch[kept], out_cross[kept], self._amp[kept]
         abs_t = rows + self._tail_start
         interval = interval[kept]
@@ -336,16 +347,11 @@ class StreamingDetector:
         sign = np.where(amp >= base, 1.0, -1.0) if mode == 2 else np.full(m, 1.0 if mode == 1 else -1.0)
         ids = np.arange(self._next_id, self._next_id + m, dtype=np.int64)
         self._next_id += m
-        # one copy of the waveforms, after those still pending: the kernel's buffer is reused
-        prev = self._pending
-        n_prev = 0 if prev is None else len(prev)
-        waves = np.empty((n_prev + m, self._wave.shape[1]), np.float32)
-        if n_prev:
-            waves[:n_prev] = prev.waveforms
-        n_copied = int(np.searchsorted(kept, n_wave))  # the kernel copied events [0, n_wave)
-        np.take(self._wave, kept[:n_copied], axis=0, out=waves[n_prev:n_prev + n_copied])
-        if n > len(self._wave):  # the kernel ran out of room: more next time
-            self._wave = np.empty((2 * n, self._wave.shape[1]), np.float32)
+        if n_prev + m > len(waves):  # more events than room (their waveforms are gathered by _emit)
+            grown = np.empty((n_prev + m, waves.shape[1]), np.float32)
+            grown[:n_prev + n_copied] = waves[:n_prev + n_copied]
+            waves = grown
+        waves = waves[:n_prev + m]
         new = EventBatch(ids, abs_t, ch, amp, base + sign * mag, sig_tab[sets, ch], crossing + self._tail_start,
                          interval, waves[n_prev:], self.n_pre, self.sample_rate)
         self._pending = new if prev is None else EventBatch.concat([prev, new], waveforms=waves)

@@ -271,3 +271,13 @@ def gather(xa, xb, first, ch, out):
             for j in range(width):
                 r = min(max(f + j, 0), last)
                 out[i, j] = xa[r, c] if r < na else xb[r - na, c]
+
+
+@njit(cache=True, nogil=True)
+def compact_rows(a, keep):
+    """Move rows ``keep`` (increasing) of ``a`` to its first rows, in place."""
+    for j in range(keep.shape[0]):
+        k = keep[j]
+        if k != j:
+            for t in range(a.shape[1]):
+                a[j, t] = a[k, t]
