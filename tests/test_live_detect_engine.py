@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -272,11 +274,11 @@ def test_reconfigure_hot_and_cold_settings():
     x = make_recording(rng, 20_000, 1, SR, [(6000, 0, 60.0), (16000, 0, 60.0)], noise_sd=10.0)
     det = StreamingDetector(SR, 1, None, ThresholdConfig(auto_k_sigma=4.5))
     got = det.process(x[:10_000]).peak_index.tolist()
-    det.reconfigure(det.config.with_changes(auto_k_sigma=20.0))
+    det.reconfigure(replace(det.config, auto_k_sigma=20.0))
     got += det.process(x[10_000:]).peak_index.tolist() + det.flush().peak_index.tolist()
     assert 6000 in got and 16000 not in got
     with pytest.raises(ValueError, match="new detector"):
-        det.reconfigure(det.config.with_changes(window_pre_s=0.001))
+        det.reconfigure(replace(det.config, window_pre_s=0.001))
 
 
 @pytest.mark.parametrize("bad", [

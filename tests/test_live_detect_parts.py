@@ -13,7 +13,8 @@ from live_detect_signals import linear_probe, make_recording, spaced_spikes
 from phy_plugins.live_detect import ThresholdConfig, detect
 from phy_plugins.live_detect import metrics as m
 from phy_plugins.live_detect.events import to_events
-from phy_plugins.live_detect.matching import ClusterMatcher
+from phy_plugins.live_detect.matching import ClusterMatcher, match_nearest
+from phy_plugins.live_detect.scoring import match_events
 from phy_plugins.live_detect.session import DetectionSession
 from phy_plugins.live_detect.settings import SettingsStore
 from phy_plugins.live_detect.sources import ReplaySource, RingBufferSource
@@ -221,6 +222,19 @@ def test_matcher_matches_within_tolerance_on_nearby_channels():
     assert matcher.recall() == {1: (4, 5)}
     with pytest.raises(ValueError):
         ClusterMatcher(np.array([5, 1]), np.array([0, 0]), {0: 0}, pos, SR)
+
+
+def test_match_nearest_ties_and_one_to_one():
+    """Nearest in time first, then in space; each item of b is used once; channel -1 never matches."""
+    pos = linear_probe(8, pitch_um=25.0)
+    t_b = np.array([90, 110, 110, 200])
+    ch_b = np.array([3, 4, 2, -1])
+    used = np.zeros(4, bool)
+    # 100: 90 and 110 tie in time (10 samples): the nearest channel wins (ch2, 25 um from ch1)
+    got = match_nearest(np.array([100, 100, 100, 200]), np.array([1, 1, 1, 0]), t_b, ch_b, pos, 15, 80.0, used)
+    assert got.tolist() == [2, 0, 1, -1]  # then ch3 (50 um) before ch4 (75 um); 200: only a ch -1 spike
+    assert used.tolist() == [True, True, True, False]
+    assert match_events(np.array([100]), np.array([1]), t_b, ch_b, pos, 15, 80.0).tolist() == [True]
 
 
 def test_engine_imports_without_qt():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 POLARITIES = ("neg", "pos", "both")
@@ -76,10 +76,6 @@ class ThresholdConfig:
         names = {f.name for f in fields(cls)}
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
         return cls(**kw)
-
-    def with_changes(self, **changes: Any) -> ThresholdConfig:
-        """A validated copy with ``changes`` applied."""
-        return replace(self, **changes)
 
 
 def _positive(name: str, value: float) -> None:

@@ -7,6 +7,7 @@ enough history for the lookback, and an event is emitted only once its post wind
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -40,11 +41,6 @@ class EventBatch:
 
     def __len__(self) -> int:
         return len(self.peak_index)
-
-    @property
-    def first_sample_index(self) -> np.ndarray:
-        """Absolute sample of each waveform's first sample."""
-        return self.peak_index - self.n_pre
 
     @classmethod
     def empty(cls, n_pre: int, n_post: int, sample_rate: float) -> EventBatch:
@@ -137,12 +133,6 @@ class StreamingDetector:
         """Latest per-channel noise sigma (None before the first estimate)."""
         return self._estimates[-1].sigma if self._estimates else None
 
-    def thresholds(self) -> np.ndarray | None:
-        """Latest per-channel threshold magnitudes (inf on dead channels)."""
-        if not self._estimates:
-            return None
-        return self._magnitudes(self._estimates[-1])
-
     def threshold_levels(self) -> np.ndarray | None:
         """Latest (2, C) signal levels: row 0 the negative threshold, row 1 the positive one
         (NaN where the polarity does not use it or the channel is dead)."""
@@ -180,6 +170,12 @@ class StreamingDetector:
         out = self._emit(x, final=False)
         self._keep_tail(x)
         return out
+
+    def run(self, chunks: Iterable[np.ndarray]) -> EventBatch:
+        """Feed every chunk, flush, and return all events as one batch (offline use)."""
+        batches = [self.process(chunk) for chunk in chunks]
+        batches.append(self.flush())
+        return EventBatch.concat(batches)
 
     def flush(self) -> EventBatch:
         """End of stream: detect up to the last sample and emit everything (edge padded)."""

@@ -74,14 +74,15 @@ def detect_folder(ks_dir: str | Path, *, start_s: float = 0.0, duration_s: float
     stop = traces.shape[0] if duration_s is None else int(min(traces.shape[0], start + round(duration_s * sr)))
     config = ThresholdConfig(filter_band=filter_band, **settings)
     det = StreamingDetector(sr, len(cmap), arrays.channel_positions, config, start_index=start)
-    batches = []
-    step = int(sr)
-    for a in range(start, stop, step):
-        batches.append(det.process(np.asarray(traces[a:min(a + step, stop)])[:, cmap]))
-        if progress is not None:
-            progress((min(a + step, stop) - start) / max(1, stop - start))
-    batches.append(det.flush())
-    events = EventBatch.concat(batches)
+
+    def chunks():  # 1 s of channel-mapped rows at a time, reporting progress after each
+        for a in range(start, stop, int(sr)):
+            b = min(a + int(sr), stop)
+            yield np.asarray(traces[a:b])[:, cmap]
+            if progress is not None:
+                progress((b - start) / max(1, stop - start))
+
+    events = det.run(chunks())
     matcher = ClusterMatcher(arrays.spike_times, arrays.spike_clusters, cluster_best_channels(arrays),
                              arrays.channel_positions, sr)
     clusters = matcher.match(events.peak_index, events.channel)

@@ -8,6 +8,34 @@ from collections.abc import Mapping
 import numpy as np
 
 
+def match_nearest(t_a: np.ndarray, ch_a: np.ndarray, t_b: np.ndarray, ch_b: np.ndarray, positions: np.ndarray,
+                  tol: int, radius_um: float, used: np.ndarray) -> np.ndarray:
+    """One-to-one matching: for each item of a (in order), the index of the unused item of b
+    (``t_b`` sorted) within +-``tol`` samples whose channel lies within ``radius_um``, nearest in
+    time, then in space (then the earlier one); -1 if none. Items of b with channel -1 never
+    match; matched items are marked in ``used`` (updated in place). Channels beyond
+    ``positions`` are clipped to its last row."""
+    t_a, ch_a = np.asarray(t_a, np.int64), np.asarray(ch_a, np.int64)
+    pos = np.asarray(positions, float)[:, :2]
+    out = np.full(t_a.size, -1, np.int64)
+    lo = np.searchsorted(t_b, t_a - tol, side="left")
+    hi = np.searchsorted(t_b, t_a + tol, side="right")
+    for i in np.flatnonzero(hi > lo):
+        j = np.arange(lo[i], hi[i])
+        j = j[~used[j] & (ch_b[j] >= 0)]
+        if j.size == 0:
+            continue
+        d = np.hypot(*(pos[np.minimum(ch_b[j], len(pos) - 1)] - pos[min(ch_a[i], len(pos) - 1)]).T)
+        near = d <= radius_um
+        if not near.any():
+            continue
+        j, d = j[near], d[near]
+        k = j[np.lexsort((d, np.abs(t_b[j] - t_a[i])))[0]]
+        used[k] = True
+        out[i] = k
+    return out
+
+
 class ClusterMatcher:
     """One-to-one matching of events to the spikes of a sorting.
 
@@ -52,35 +80,10 @@ class ClusterMatcher:
 
     def match(self, peak_index: np.ndarray, channel: np.ndarray) -> np.ndarray:
         """Cluster id per event (-1 when no sorted spike matches); marks the spikes used."""
-        t_all = np.asarray(peak_index, np.int64)
-        c_all = np.asarray(channel, np.int64)
-        out = np.full(t_all.size, -1, np.int64)
-        st = self.spike_samples
-        lo = np.searchsorted(st, t_all - self.tol, side="left")
-        hi = np.searchsorted(st, t_all + self.tol, side="right")
         with self._lock:
-            for i in np.flatnonzero(hi > lo):
-                j = np.arange(lo[i], hi[i])
-                j = j[~self._matched[j]]
-                sch = self._spike_channel[j]
-                ok = sch >= 0
-                j, sch = j[ok], sch[ok]
-                if j.size == 0:
-                    continue
-                d = np.hypot(*(self._pos(sch) - self._pos(np.array([c_all[i]]))).T)
-                near = d <= self.radius_um
-                if not near.any():
-                    continue
-                j, d = j[near], d[near]
-                best = np.lexsort((d, np.abs(st[j] - t_all[i])))[0]
-                self._matched[j[best]] = True
-                out[i] = self._clusters[j[best]]
-        return out
-
-    def _pos(self, ch: np.ndarray) -> np.ndarray:
-        p = self.positions
-        ch = np.clip(ch, 0, len(p) - 1)
-        return p[ch, :2]
+            k = match_nearest(peak_index, channel, self.spike_samples, self._spike_channel, self.positions,
+                              self.tol, self.radius_um, self._matched)
+            return np.where(k >= 0, self._clusters[k], -1)
 
     def mark_range(self, start: int, stop: int) -> None:
         """Declare samples [start, stop) fully processed (for :meth:`recall`)."""

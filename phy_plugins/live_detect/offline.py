@@ -28,6 +28,4 @@ def detect(traces: np.ndarray, sample_rate: float, channel_positions: np.ndarray
     step = int(chunk_size or max(1, round(sample_rate)))
     if step < 1:
         raise ValueError("chunk_size must be >= 1")
-    batches = [det.process(traces[i:i + step]) for i in range(0, traces.shape[0], step)]
-    batches.append(det.flush())
-    return EventBatch.concat(batches)
+    return det.run(traces[i:i + step] for i in range(0, traces.shape[0], step))

@@ -6,31 +6,16 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .matching import match_nearest
+
 
 def match_events(t_a: np.ndarray, c_a: np.ndarray, t_b: np.ndarray, c_b: np.ndarray, positions: np.ndarray,
                  tol: int, radius_um: float) -> np.ndarray:
     """For each item of a, whether an unused item of b lies within +-``tol`` samples and
-    ``radius_um`` (one-to-one, nearest in time first, items of a in their given order)."""
-    t_a, c_a = np.asarray(t_a, np.int64), np.asarray(c_a, np.int64)
+    ``radius_um`` (one-to-one, as :func:`~.matching.match_nearest`, items of a in their order)."""
     order = np.argsort(t_b, kind="stable")
     t_b, c_b = np.asarray(t_b, np.int64)[order], np.asarray(c_b, np.int64)[order]
-    pos = np.asarray(positions, float)[:, :2]
-    used = np.zeros(len(t_b), bool)
-    hit = np.zeros(len(t_a), bool)
-    lo = np.searchsorted(t_b, t_a - tol, "left")
-    hi = np.searchsorted(t_b, t_a + tol, "right")
-    for i in np.flatnonzero(hi > lo):
-        j = np.arange(lo[i], hi[i])
-        j = j[~used[j]]
-        if j.size == 0:
-            continue
-        d = np.hypot(*(pos[c_b[j]] - pos[c_a[i]]).T)
-        j = j[d <= radius_um]
-        if j.size:
-            k = j[np.argmin(np.abs(t_b[j] - t_a[i]))]
-            used[k] = True
-            hit[i] = True
-    return hit
+    return match_nearest(t_a, c_a, t_b, c_b, positions, tol, radius_um, np.zeros(len(t_b), bool)) >= 0
 
 
 def unit_amplitudes(traces: np.ndarray, trains: Mapping[object, np.ndarray], half_width: int = 30
