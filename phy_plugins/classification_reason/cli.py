@@ -42,7 +42,7 @@ def _print_distribution(title: str, counts) -> None:
 def run_reasons(args: argparse.Namespace) -> int:
     """Handler of ``reasons``: export the TSV into each folder; exit 1 if any folder failed."""
     from .export import export_reasons
-    from .loading import BombcellOutputError
+    from .loading import BombcellOutputError, warning_notes
 
     folders = _expand(args.ks_dirs)
     if not folders:
@@ -63,9 +63,8 @@ def run_reasons(args: argparse.Namespace) -> int:
             continue
         print(f"Loaded {res.n_units} units")
         _print_distribution("Label distribution:", res.labels)
-        for note in res.notes:
-            if not note.startswith(("metrics:", "parameters:")):
-                print(f"warning: {note}", file=sys.stderr)
+        for note in warning_notes(res.notes):
+            print(f"warning: {note}", file=sys.stderr)
         if res.n_mismatch:
             print(f"warning: {res.n_mismatch} unit(s): recomputed label differs from bombcell's saved label; "
                   "their reason says so instead of guessing", file=sys.stderr)
@@ -80,7 +79,7 @@ def run_reasons(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     """Handler of ``reasons-report``: write PNG figures and one self-contained HTML page."""
     from .export import evaluate_folder
-    from .loading import BombcellOutputError
+    from .loading import BombcellOutputError, warning_notes
     from .report import write_report
 
     try:
@@ -89,9 +88,8 @@ def run_report(args: argparse.Namespace) -> int:
     except (BombcellOutputError, FileNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for note in ev.notes:
-        if not note.startswith(("metrics:", "parameters:")):
-            print(f"warning: {note}", file=sys.stderr)
+    for note in warning_notes(ev.notes):
+        print(f"warning: {note}", file=sys.stderr)
     print(f"Wrote audit report: {html}")
     return 0
 

@@ -16,6 +16,15 @@ ID_COLUMN = "phy_clusterID"
 LABEL_COLUMN = "bc_unitType"
 
 
+#: prefixes of the notes that only say which files were read (shown in reports, not as warnings)
+SOURCE_NOTES = ("metrics:", "parameters:")
+
+
+def warning_notes(notes: list[str]) -> list[str]:
+    """The notes worth a warning: everything but the files that were read."""
+    return [n for n in notes if not n.startswith(SOURCE_NOTES)]
+
+
 class BombcellOutputError(RuntimeError):
     """The bombcell folder is missing or unreadable; the message says what to do."""
 
@@ -86,7 +95,7 @@ def load_bombcell_run(folder: str | Path) -> BombcellRun:
         metrics = _read_table(qm_path)
     except Exception as exc:
         raise BombcellOutputError(f"cannot read {qm_path}: {type(exc).__name__}: {exc}") from exc
-    notes: list[str] = [f"metrics: {qm_path}"]
+    notes: list[str] = [f"{SOURCE_NOTES[0]} {qm_path}"]
     if ID_COLUMN in metrics.columns:
         ids_f = np.asarray(metrics[ID_COLUMN], dtype=float)
         if not np.all(np.isfinite(ids_f)):
@@ -118,7 +127,7 @@ def load_bombcell_run(folder: str | Path) -> BombcellRun:
             if len(pdf) == 0:
                 raise ValueError("empty table")
             param = {str(k): _clean_param_value(v) for k, v in pdf.iloc[0].to_dict().items()}
-            notes.append(f"parameters: {param_path}")
+            notes.append(f"{SOURCE_NOTES[1]} {param_path}")
         except Exception as exc:
             notes.append(f"cannot read {param_path} ({type(exc).__name__}: {exc}): threshold rules not evaluated")
     return BombcellRun(folder, metrics, param, ids, saved, notes)

@@ -125,17 +125,22 @@ def _fig_stacked(t: AuditTables):
     return fig
 
 
+def _heatmap(fig, ax, values: np.ndarray, ylabels: list[str], xlabels: list[str], fontsize: int = 8,
+             xrotation: int = 30) -> None:
+    im = ax.imshow(values, aspect="auto")
+    ax.set_yticks(np.arange(len(ylabels)))
+    ax.set_yticklabels(ylabels, fontsize=fontsize)
+    ax.set_xticks(np.arange(len(xlabels)))
+    ax.set_xticklabels(xlabels, rotation=xrotation, ha="right", fontsize=fontsize)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+
+
 def _fig_heatmap(t: AuditTables):
     fig = _new_fig(10, 7)
     ax = fig.subplots()
     top = _top(t, 20)
     if top.size and t.classes:
-        im = ax.imshow(t.reason_by_class[top], aspect="auto")
-        ax.set_yticks(np.arange(top.size))
-        ax.set_yticklabels([t.reasons[i] for i in top], fontsize=8)
-        ax.set_xticks(np.arange(len(t.classes)))
-        ax.set_xticklabels([_label(c) for c in t.classes], rotation=30, ha="right")
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        _heatmap(fig, ax, t.reason_by_class[top], [t.reasons[i] for i in top], [_label(c) for c in t.classes])
     else:
         _empty(ax)
     ax.set_title("Reason x class (top 20 reasons)")
@@ -169,7 +174,7 @@ def _fig_per_class(t: AuditTables):
             ax.barh([t.reasons[i] for i in order], counts[order])
             ax.tick_params(axis="y", labelsize=7)
         else:
-            ax.text(0.5, 0.5, "no failed rules", ha="center", va="center")
+            _empty(ax)
         ax.set_title(f"Top reasons for {c}")
         ax.set_xlabel("count")
     return fig
@@ -180,13 +185,8 @@ def _fig_cooccurrence(t: AuditTables):
     ax = fig.subplots()
     top = _top(t, 12)
     if top.size:
-        im = ax.imshow(t.cooccurrence[np.ix_(top, top)], aspect="auto")
         names = [t.reasons[i] for i in top]
-        ax.set_xticks(np.arange(top.size))
-        ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(np.arange(top.size))
-        ax.set_yticklabels(names, fontsize=7)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        _heatmap(fig, ax, t.cooccurrence[np.ix_(top, top)], names, names, fontsize=7, xrotation=60)
     else:
         _empty(ax)
     ax.set_title("Reason co-occurrence (units failing both)")

@@ -16,7 +16,7 @@ import numpy as np
 
 from .columns import CLASS_FIELD, FIELDS, REASON_FIELD, cluster_columns, not_in_run_columns, stale_reason
 from .engine import NOT_IN_RUN, Evaluation
-from .loading import BombcellOutputError, default_bombcell_dir, load_bombcell_run
+from .loading import BombcellOutputError, default_bombcell_dir, load_bombcell_run, warning_notes
 
 #: 0/1 column: the cluster's reason matches the active ``:reason`` query (blank when none)
 MATCH_FIELD = "bc_reasonMatch"
@@ -146,7 +146,7 @@ class ReasonSession:
         all_reasons = ev.reasons_of(i)
         if all_reasons:
             lines.append("all failed rules: " + all_reasons)
-        lines += [f"note: {n}" for n in self.notes if not n.startswith(("metrics:", "parameters:"))]
+        lines += [f"note: {n}" for n in warning_notes(self.notes)]
         rows = ev.rule_rows(cid)
         n_group = sum(r["state"] == "FAIL" for r in rows if r["group"])
         lines.append(f"non-somatic = (A & B & C & D) | E; AND group: {n_group}/4 members fail"
