@@ -78,3 +78,53 @@ def test_cli_offline_on_real_kilosort_output(tmp_path, capsys):
     rows = read_results_csv(ks / "vlm_merge_reasoning.csv")
     assert rows and all(r.decision in ("merge", "no_merge", "uncertain") for r in rows)
     assert all(r.confidence is not None and 0.5 <= r.confidence <= 1 for r in rows)
+
+
+def test_cli_defaults_come_from_runconfig(tmp_path, monkeypatch, capsys):
+    """One source of truth: the CLI's values and its help text are RunConfig's defaults; the
+    config file and the command line override them in that order."""
+    import argparse
+
+    from phy_plugins.vlm_merge import cli, pipeline
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no user config
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    d = pipeline.RunConfig()
+    assert cli._config(parser.parse_args(["vlm-merge", "x"])) == d
+    with pytest.raises(SystemExit):
+        main(["vlm-merge", "-h"])
+    text = " ".join(capsys.readouterr().out.split())
+    for opt, value in [("--model", d.model), ("--threshold", d.threshold), ("--workers", d.workers),
+                       ("--timeout", d.retry.timeout), ("--retries", d.retry.max_attempts - 1)]:
+        assert f"(default {value})" in text, opt
+    (tmp_path / ".phy").mkdir()
+    (tmp_path / ".phy" / "phy_plugins.json").write_text('{"vlm_merge": {"threshold": 0.9, "k": 5}}')
+    cfg = cli._config(parser.parse_args(["vlm-merge", "x", "--threshold", "0.8"]))
+    assert (cfg.threshold, cfg.k, cfg.workers) == (0.8, 5, d.workers)
+
+
+def test_server_order_base_url_env_dotenv_then_config(tmp_path, monkeypatch):
+    """--base-url, then OPENAI_BASE_URL, then .env, then the plugin config (as the docs say)."""
+    import argparse
+
+    from phy_plugins.vlm_merge import api, cli
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    (tmp_path / ".phy").mkdir()
+    (tmp_path / ".phy" / "phy_plugins.json").write_text('{"vlm_merge": {"base_url": "http://config"}}')
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+
+    def server(*argv):
+        cfg = cli._config(parser.parse_args(["vlm-merge", "x", *argv]))
+        return api.resolve_connection(cfg.base_url, [tmp_path], cfg.configured_base_url).base_url
+
+    assert server() == "http://config"
+    (tmp_path / ".env").write_text("OPENAI_BASE_URL=http://dotenv\n")
+    assert server() == "http://dotenv"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://env")
+    assert server() == "http://env"
+    assert server("--base-url", "http://flag") == "http://flag"

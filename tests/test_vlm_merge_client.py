@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import threading
 import time
 
@@ -208,3 +209,45 @@ def test_structured_output_fallback_and_key_rules(server, tmp_path, monkeypatch)
     assert api.retry_after_seconds({"retry-after": "2"}) == 2.0
     assert api.retry_after_seconds({"retry-after-ms": "1500"}) == 1.5
     assert 0 <= api.retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) <= 0
+
+
+def test_changed_fewshot_bank_is_not_served_from_cache(ks, server, tmp_path):
+    """The cache key holds a fingerprint of the few-shot examples' content: a changed bank
+    sends the pairs again, an unchanged one (even at another path) reuses the answers."""
+    imgs = sorted((ks / "vlm_merge" / "images").glob("*.png"))
+    cfg = _cfg(server, threshold=0.99, k=1)
+    FewShotBank(ks).add(900, 901, "merge", imgs[0].read_bytes())
+    first = pipeline.run(load_sorting(ks), ks, cfg)
+    n = len(first.results)
+    assert n and server.n_requests == n and first.plan.examples_fp
+    assert pipeline.make_plan(load_sorting(ks), ks, cfg).n_to_send == 0
+    same = pipeline.run(load_sorting(ks), ks, cfg)
+    assert server.n_requests == n and all(r.cached for r in same.results)
+
+    FewShotBank(ks).add(902, 903, "no_merge", imgs[1].read_bytes())  # the bank grows
+    plan = pipeline.make_plan(load_sorting(ks), ks, cfg)
+    assert plan.n_cached == 0 and plan.n_to_send == n and plan.examples_fp != first.plan.examples_fp
+    grown = pipeline.run(load_sorting(ks), ks, cfg, plan=plan)
+    assert server.n_requests == 2 * n and not any(r.cached for r in grown.results)
+
+    FewShotBank(ks).add(900, 901, "merge", imgs[2].read_bytes())  # same label, new image
+    assert pipeline.make_plan(load_sorting(ks), ks, cfg).n_to_send == n
+
+    moved = tmp_path / "moved"  # fingerprint of content, not of paths
+    shutil.copytree(ks, moved, symlinks=True)
+    assert pipeline.make_plan(load_sorting(moved), moved, cfg).examples_fp == \
+        pipeline.make_plan(load_sorting(ks), ks, cfg).examples_fp
+
+
+def test_dotenv_read_once_per_run_and_key_not_in_repr(ks, server, monkeypatch):
+    (ks / ".env").write_text(f"OPENAI_API_KEY=sk-once-456\nOPENAI_BASE_URL={server.url}\n")
+    reads = []
+    real = api._dotenv_values
+    monkeypatch.setattr(api, "_dotenv_values", lambda dirs: reads.append(dirs) or real(dirs))
+    report = pipeline.run(load_sorting(ks), ks, pipeline.RunConfig(retry=FAST, threshold=0.99,
+                                                                   k=1))
+    assert report.results and report.n_errors == 0 and len(reads) == 1
+    assert server.headers[0]["authorization"] == "Bearer sk-once-456"
+    conn = api.resolve_connection(None, [ks])
+    assert (conn.base_url, conn.api_key) == (server.url, "sk-once-456")
+    assert "sk-once-456" not in repr(conn)

@@ -318,3 +318,37 @@ def test_noise_label_file_skips_cluster(vm_ks):
     d = load_sorting(vm_ks)
     cands, _ = candidate_pairs(d, 0.7, 3)
     assert cands and all(3 not in (c.a, c.b) for c in cands)
+
+
+def test_cache_hits_skip_evidence_and_rendering(vm_ks):
+    """The cache key is decided from the spikes alone: a cached pair needs no correlograms
+    and no image, except an image that was deleted, which is rendered again."""
+    from dataclasses import replace
+
+    d = load_sorting(vm_ks)
+    cfg = pipeline.RunConfig(model="offline", threshold=0.95, k=1)
+    plan = pipeline.make_plan(d, vm_ks, cfg)
+    first = pipeline.run(d, vm_ks, cfg, plan=plan)
+    assert len(first.results) >= 2 and not any(r.cached for r in first.results)
+    broken = replace(d, spike_times=np.zeros(0), _index=None)  # no evidence can be computed
+    with pytest.raises(IndexError):
+        pipeline.prepare_pair(broken, vm_ks, plan.candidates[0], cfg)
+    again = pipeline.run(broken, vm_ks, cfg, plan=plan)
+    assert [r.pair for r in again.results] == [r.pair for r in first.results]
+    assert all(r.cached for r in again.results)
+    gone, kept = (vm_ks / r.image_file for r in first.results[:2])
+    gone.unlink()
+    mtime = kept.stat().st_mtime_ns
+    third = pipeline.run(d, vm_ks, cfg, plan=plan)
+    assert all(r.cached for r in third.results)
+    assert gone.is_file() and kept.stat().st_mtime_ns == mtime
+
+
+def test_cache_key_tracks_waveform_panel(vm_ks):
+    d = load_sorting(vm_ks)
+    cfg = pipeline.RunConfig(model="offline", threshold=0.95, k=1)
+    pipeline.run(d, vm_ks, cfg)
+    bare = pipeline.RunConfig(model="offline", threshold=0.95, k=1, waveforms=False)
+    rep = pipeline.run(d, vm_ks, bare)
+    assert rep.results and not any(r.cached for r in rep.results)
+    assert all(r.image_file.endswith("n.png") for r in rep.results)

@@ -15,7 +15,9 @@ vm_ks_session, vm_ks, vm_ks_rendered = (vlm_merge_data.vm_ks_session, vlm_merge_
 PLUGIN = "PhyPluginsVlmMergePlugin"
 
 
-def test_gui_suggest_accept_undo_reject(vm_ks_rendered, vm_ks, phy_gui, qtbot):
+def test_gui_suggest_accept_undo_reject(vm_ks_rendered, vm_ks, phy_gui, qtbot, monkeypatch):
+    from phy_plugins.vlm_merge import api
+
     merges = {tuple(p) for p in load_ground_truth(vm_ks)["true_merges"]}
 
     def respond(req, i):
@@ -34,10 +36,14 @@ def test_gui_suggest_accept_undo_reject(vm_ks_rendered, vm_ks, phy_gui, qtbot):
         assert any("Suggest merges" in t for t in ai_texts)
         assert c.similarity_functions["ai_merge"] == plugin.similarity
 
+        reads = []  # .env is read once per run (plan, key check and calls share it)
+        real = api._dotenv_values
+        monkeypatch.setattr(api, "_dotenv_values", lambda dirs: reads.append(dirs) or real(dirs))
         plugin.suggest(threshold=0.93, model="gpt-4o", base_url=server.url, workers=4,
                        confirm=False)
         qtbot.waitUntil(lambda: len(plugin.suggestions) > 0 and not plugin.task.running,
                         timeout=60000)
+        assert len(reads) == 1
         assert server.n_requests == len(plugin.suggestions) >= 5
         view = plugin.view
         assert view is not None and len(view.rows) == len(plugin.suggestions)

@@ -6,7 +6,7 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import openai
@@ -65,24 +65,44 @@ def _dotenv_values(dirs: list[Path]) -> dict[str, str]:
     return values
 
 
+@dataclass(frozen=True)
+class Connection:
+    """Where to send requests and with which key. The key is kept in memory only (not in repr)."""
+
+    base_url: str | None
+    api_key: str | None = field(default=None, repr=False)
+
+
+def _first(*values: str | None) -> str | None:
+    for v in values:
+        if v and v.strip():
+            return v.strip()
+    return None
+
+
+def resolve_connection(explicit_base_url: str | None = None, search_dirs: list[Path] | tuple = (),
+                       configured_base_url: str | None = None) -> Connection:
+    """Key and base URL, reading ``.env`` at most once (orders: see :func:`resolve_api_key`
+    and :func:`resolve_base_url`). The key is returned, never stored or logged."""
+    key = os.environ.get("OPENAI_API_KEY", "").strip()
+    url = _first(explicit_base_url, os.environ.get("OPENAI_BASE_URL"))
+    if not (key and url):
+        dotenv = _dotenv_values([*search_dirs, Path.cwd()])
+        key = key or dotenv.get("OPENAI_API_KEY", "").strip()
+        url = url or _first(dotenv.get("OPENAI_BASE_URL"), configured_base_url)
+    return Connection(url, key or None)
+
+
 def resolve_api_key(search_dirs: list[Path] | tuple = ()) -> str | None:
     """OPENAI_API_KEY from the environment, else from a ``.env`` file in ``search_dirs``
     (then the working directory). The key is returned, never stored or logged."""
-    key = os.environ.get("OPENAI_API_KEY", "").strip()
-    if key:
-        return key
-    key = _dotenv_values([*search_dirs, Path.cwd()]).get("OPENAI_API_KEY", "").strip()
-    return key or None
+    return resolve_connection(None, search_dirs).api_key
 
 
 def resolve_base_url(explicit: str | None = None, search_dirs: list[Path] | tuple = (),
                      configured: str | None = None) -> str | None:
     """Base URL: explicit argument, env OPENAI_BASE_URL, ``.env``, then the plugin config."""
-    for v in (explicit, os.environ.get("OPENAI_BASE_URL"),
-              _dotenv_values([*search_dirs, Path.cwd()]).get("OPENAI_BASE_URL"), configured):
-        if v and v.strip():
-            return v.strip()
-    return None
+    return resolve_connection(explicit, search_dirs, configured).base_url
 
 
 def make_client(base_url: str | None, api_key: str | None, timeout: float = 60.0) -> openai.OpenAI:

@@ -4,9 +4,33 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 HELP = "AI merge suggestions for similar cluster pairs (VLM or --model offline)"
+
+# Built-in defaults, all read from RunConfig (the one source of truth): attribute getters.
+DEFAULTS = {
+    "model": lambda c: c.model,
+    "threshold": lambda c: c.threshold,
+    "k": lambda c: c.k,
+    "workers": lambda c: c.workers,
+    "timeout": lambda c: c.retry.timeout,
+    "retries": lambda c: c.retry.max_attempts - 1,
+}
+
+
+class _Builtin:
+    """RunConfig's default for a help text, looked up only when the help is printed (keeps
+    ``phy-plugins`` quick to start: the pipeline's imports are heavy)."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def __str__(self) -> str:
+        from .pipeline import RunConfig
+
+        return str(DEFAULTS[self.key](RunConfig()))
 
 
 def register(subparsers) -> None:
@@ -16,19 +40,22 @@ def register(subparsers) -> None:
                               "cache go to KS_DIR/vlm_merge/. The API key is read from "
                               "OPENAI_API_KEY or a .env file only.")
     p.add_argument("ks_dir", metavar="KS_DIR", help="Kilosort / phy folder")
-    p.add_argument("--model", default=None,
-                   help="model name (default gpt-4o), or 'offline' for the API-free judge")
+
+    def option(*flags: str, key: str, help: str, **kw) -> None:
+        action = p.add_argument(*flags, default=None, help=help + " (default %(builtin)s)", **kw)
+        action.builtin = _Builtin(key)  # read by argparse's %-formatting of the help
+
+    option("--model", key="model", help="model name, or 'offline' for the API-free judge")
     p.add_argument("--base-url", default=None,
                    help="OpenAI-compatible server URL (default: env OPENAI_BASE_URL or config)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="minimum template similarity 0-1 (default 0.7; higher = stricter, "
-                        "fewer pairs)")
-    p.add_argument("-k", "--per-cluster", type=int, default=None, dest="k",
-                   help="at most this many pairs per cluster (default 3)")
-    p.add_argument("--workers", type=int, default=None, help="concurrent requests (default 8)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per request (default 60)")
-    p.add_argument("--retries", type=int, default=None,
-                   help="retries per pair on 429/5xx/timeouts, with backoff (default 4)")
+    option("--threshold", key="threshold", type=float,
+           help="minimum template similarity 0-1; higher = stricter, fewer pairs")
+    option("-k", "--per-cluster", key="k", type=int, dest="k",
+           help="at most this many pairs per cluster")
+    option("--workers", key="workers", type=int, help="concurrent requests")
+    option("--timeout", key="timeout", type=float, help="seconds per request")
+    option("--retries", key="retries", type=int,
+           help="retries per pair on 429/5xx/timeouts, with backoff")
     p.add_argument("--no-waveforms", action="store_true", help="omit the waveform panel")
     p.add_argument("--no-cache", action="store_true", help="judge every pair again")
     p.add_argument("--dry-run", action="store_true",
@@ -41,27 +68,30 @@ def register(subparsers) -> None:
 def _config(args: argparse.Namespace):
     from phy_plugins.core.settings import plugin_settings
 
-    from .api import DEFAULT_MODEL, RetryPolicy
     from .pipeline import RunConfig
 
     try:
         conf = plugin_settings("vlm_merge")
     except Exception:  # noqa: BLE001 - a broken settings file must not block the CLI
         conf = {}
+    d = RunConfig()
 
-    def pick(value, key, default):
-        return value if value is not None else conf.get(key, default)
+    def pick(key):  # command line, then the config file, then RunConfig's default
+        value = getattr(args, key)
+        return value if value is not None else conf.get(key, DEFAULTS[key](d))
 
-    return RunConfig(
-        model=pick(args.model, "model", DEFAULT_MODEL),
-        base_url=pick(args.base_url, "base_url", None),
-        threshold=float(pick(args.threshold, "threshold", 0.7)),
-        k=int(pick(args.k, "k", 3)),
-        workers=int(pick(args.workers, "workers", 8)),
+    return replace(
+        d,
+        model=pick("model"),
+        base_url=args.base_url,
+        configured_base_url=conf.get("base_url"),
+        threshold=float(pick("threshold")),
+        k=int(pick("k")),
+        workers=int(pick("workers")),
         waveforms=not args.no_waveforms,
         use_cache=not args.no_cache,
-        retry=RetryPolicy(timeout=float(pick(args.timeout, "timeout", 60.0)),
-                          max_attempts=1 + max(0, int(pick(args.retries, "retries", 4)))),
+        retry=replace(d.retry, timeout=float(pick("timeout")),
+                      max_attempts=1 + max(0, int(pick("retries")))),
     )
 
 

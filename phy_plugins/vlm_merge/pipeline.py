@@ -14,7 +14,16 @@ from .candidates import Candidate, candidate_pairs
 from .evidence import EvidenceParams, SortingData, evidence_hash, pair_evidence
 from .fewshot import FewShotBank
 from .offline import OFFLINE_VERSION, judge
-from .prompt import PROMPT_VERSION, SYSTEM_PROMPT, AnswerParseError, Example, build_messages, pair_text, parse_answer
+from .prompt import (
+    PROMPT_VERSION,
+    SYSTEM_PROMPT,
+    AnswerParseError,
+    Example,
+    build_messages,
+    examples_fingerprint,
+    pair_text,
+    parse_answer,
+)
 from .render import HEIGHT_PX, WIDTH_PX, image_hash, render_pair
 from .results import (
     CSV_NAME,
@@ -39,7 +48,8 @@ class RunConfig:
     """Settings of one run (the API key is never part of it)."""
 
     model: str = api.DEFAULT_MODEL
-    base_url: str | None = None
+    base_url: str | None = None  # chosen for this run (--base-url, the AI dialog)
+    configured_base_url: str | None = None  # the plugin config's, after OPENAI_BASE_URL and .env
     threshold: float = 0.7
     k: int = 3
     workers: int = 8
@@ -70,6 +80,8 @@ class Plan:
     output_tokens_per_pair: int
     est_cost_usd: float
     model: str
+    examples: list[Example] = field(default_factory=list, repr=False)  # few-shot, read once
+    examples_fp: str = ""  # their content fingerprint (part of the cache key)
 
     def summary(self) -> str:
         if self.model == OFFLINE:
@@ -96,30 +108,33 @@ def work_dir(ks_dir: str | Path) -> Path:
     return Path(ks_dir) / WORK_DIR
 
 
-def make_plan(data: SortingData, ks_dir: str | Path, cfg: RunConfig,
-              n_examples: int | None = None) -> Plan:
-    """Candidate pairs, how many are cached, and the estimated cost."""
+def cache_key(ev_hash: str, cfg: RunConfig, examples_fp: str = "") -> str:
+    """Cache key from what determines the image and the prompt, known before rendering: the
+    pair's evidence hash (spikes + settings), model, prompt version, waveform panel and, for
+    the VLM, the few-shot examples' fingerprint."""
+    shots = "" if cfg.offline else examples_fp
+    return ResultCache.key(ev_hash, cfg.model, cfg.prompt_version,
+                           f"{'w' if cfg.waveforms else 'n'}|{shots}")
+
+
+def make_plan(data: SortingData, ks_dir: str | Path, cfg: RunConfig) -> Plan:
+    """Candidate pairs, the few-shot examples, how many pairs are cached, and the estimated
+    cost. Raises ValueError for a corrupt few-shot bank."""
     cands, source = candidate_pairs(data, cfg.threshold, cfg.k)
+    examples = [] if cfg.offline else FewShotBank(ks_dir).examples(
+        *cfg.n_examples, exclude={(c.a, c.b) for c in cands})
+    fp = examples_fingerprint(examples)
     cache = ResultCache(work_dir(ks_dir) / "cache.json") if cfg.use_cache else None
     n_cached = 0
     if cache is not None and len(cache):
         for c in cands:
-            key = ResultCache.key(evidence_hash(data, c.a, c.b, cfg.evidence), cfg.model,
-                                  cfg.prompt_version)
+            key = cache_key(evidence_hash(data, c.a, c.b, cfg.evidence), cfg, fp)
             n_cached += cache.get(key) is not None
-    if n_examples is None:
-        n_examples = 0 if cfg.offline else len(_bank_examples(ks_dir, cfg))
-    inp, out = estimate_tokens(n_examples)
+    inp, out = estimate_tokens(len(examples))
     n_send = 0 if cfg.offline else len(cands) - n_cached
     return Plan(cands, source, n_cached, n_send, inp, out,
-                n_send * cost_usd(cfg.model, inp, out) if not cfg.offline else 0.0, cfg.model)
-
-
-def _bank_examples(ks_dir, cfg: RunConfig) -> list[Example]:
-    try:
-        return FewShotBank(ks_dir).examples(*cfg.n_examples)
-    except ValueError:
-        return []
+                n_send * cost_usd(cfg.model, inp, out) if not cfg.offline else 0.0, cfg.model,
+                examples, fp)
 
 
 @dataclass
@@ -148,11 +163,15 @@ def prepare_pair(data: SortingData, ks_dir: str | Path, cand: Candidate, cfg: Ru
     return Prepared(cand, ev.content_hash, png, path, ev if keep_evidence else None)
 
 
+def _image_file(p: Prepared, ks_dir) -> str:
+    return str(p.image_file.relative_to(Path(ks_dir)))
+
+
 def _row(p: Prepared, ks_dir, cfg: RunConfig, **kw) -> PairResult:
     base = dict(cluster_id_1=int(p.cand.a), cluster_id_2=int(p.cand.b), model=cfg.model,
                 prompt_version=cfg.prompt_version, image_hash=image_hash(p.png), time=now_iso(),
                 similarity=round(float(p.cand.similarity), 4), evidence_hash=p.evidence_hash,
-                image_file=str(p.image_file.relative_to(Path(ks_dir))))
+                image_file=_image_file(p, ks_dir))
     base.update(kw)
     return PairResult(**base)
 
@@ -218,43 +237,44 @@ def run(
     cfg: RunConfig,
     *,
     plan: Plan | None = None,
-    api_key: str | None = None,
+    connection: api.Connection | None = None,
     progress: ProgressFn | None = None,
     is_cancelled: Callable[[], bool] = lambda: False,
     dry_run: bool = False,
     only_pairs: set[tuple[int, int]] | None = None,
 ) -> RunReport:
     """Judge every planned pair (render + call, ``cfg.workers`` at a time) and write the CSV,
-    ``curation.json`` and the cache. ``dry_run`` renders images only. ``only_pairs``
-    restricts the run (e.g. to retry the errors)."""
+    ``curation.json`` and the cache. Cached pairs are not rendered again. ``dry_run`` renders
+    images only. ``only_pairs`` restricts the run (e.g. to retry the errors). ``connection``
+    (base URL + key) is resolved here when not given."""
     ks_dir = Path(ks_dir)
     plan = plan or make_plan(data, ks_dir, cfg)
     cands = [c for c in plan.candidates if only_pairs is None or (c.a, c.b) in only_pairs]
     _ = data.index  # build the spike index once, before the worker threads
     progress = progress or (lambda done, total, text: None)
     cache = ResultCache(work_dir(ks_dir) / "cache.json")
-    client, examples = None, []
+    client = None
     if not cfg.offline and not dry_run:
-        base_url = api.resolve_base_url(cfg.base_url, [ks_dir])
-        key = api_key or api.resolve_api_key([ks_dir])
-        client = api.make_client(base_url, key, cfg.retry.timeout)
-        examples = FewShotBank(ks_dir).examples(*cfg.n_examples,
-                                                exclude={(c.a, c.b) for c in cands})
+        conn = connection or api.resolve_connection(cfg.base_url, [ks_dir], cfg.configured_base_url)
+        client = api.make_client(conn.base_url, conn.api_key, cfg.retry.timeout)
 
     def job(cand: Candidate, cancel: threading.Event) -> PairResult | None:
         if cancel.is_set():
             return None
-        p = prepare_pair(data, ks_dir, cand, cfg, keep_evidence=cfg.offline)
         if dry_run:
+            p = prepare_pair(data, ks_dir, cand, cfg)
             return _row(p, ks_dir, cfg, decision="not_sent", reasoning="dry run: not sent")
-        key = ResultCache.key(p.evidence_hash, cfg.model, cfg.prompt_version)
-        if cfg.use_cache:
-            hit = cache.get(key)
+        if cfg.use_cache:  # looked up before any evidence is computed or rendered
+            hit = cache.get(cache_key(evidence_hash(data, cand.a, cand.b, cfg.evidence), cfg,
+                                      plan.examples_fp))
             if hit is not None:
+                if not hit.image_file or not (ks_dir / hit.image_file).is_file():
+                    hit.image_file = _image_file(prepare_pair(data, ks_dir, cand, cfg), ks_dir)
                 return hit
+        p = prepare_pair(data, ks_dir, cand, cfg, keep_evidence=cfg.offline)
         if cfg.offline:
             return judge_offline(p, ks_dir, cfg)
-        return judge_vlm(p, ks_dir, cfg, client, examples, cancel)
+        return judge_vlm(p, ks_dir, cfg, client, plan.examples, cancel)
 
     def on_done(done: int, total: int, r: PairResult | None) -> None:
         what = "" if r is None else f"{r.cluster_id_1}-{r.cluster_id_2}: {r.decision}"
@@ -275,7 +295,7 @@ def run(
         return report
     for r in results:
         if not r.cached and r.ok:
-            cache.put(ResultCache.key(r.evidence_hash, r.model, r.prompt_version), r)
+            cache.put(cache_key(r.evidence_hash, cfg, plan.examples_fp), r)
     cache.save()
     rows = results
     if only_pairs is not None and (ks_dir / CSV_NAME).exists():

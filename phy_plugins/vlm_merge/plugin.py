@@ -56,15 +56,23 @@ def sorting_from_controller(controller, spike_clusters: np.ndarray, groups: dict
 
 
 def _plan_task(controller, spike_clusters, groups, ks_dir, cfg, progress):
-    """Background: build the data and the plan (pairs, cache hits, cost). No Qt here."""
+    """Background: build the data, the plan (pairs, cache hits, cost) and, for the VLM, the
+    connection (``.env`` read once per run; the key stays in memory). No Qt here."""
     data = sorting_from_controller(controller, spike_clusters, groups)
-    return data, pipeline.make_plan(data, ks_dir, cfg)
+    conn = None if cfg.offline else api.resolve_connection(cfg.base_url, [ks_dir], cfg.configured_base_url)
+    return data, pipeline.make_plan(data, ks_dir, cfg), conn
 
 
-def _judge_task(data, ks_dir, cfg, plan, progress):
+def _judge_task(data, ks_dir, cfg, plan, conn, progress):
     """Background: render and judge every planned pair, write the results. No Qt here."""
-    return pipeline.run(data, ks_dir, cfg, plan=plan, progress=progress.update,
+    return pipeline.run(data, ks_dir, cfg, plan=plan, connection=conn, progress=progress.update,
                         is_cancelled=lambda: progress.cancelled)
+
+
+def default_settings() -> dict:
+    """The dialog's settings, with defaults from :class:`pipeline.RunConfig`."""
+    d = pipeline.RunConfig()
+    return dict(threshold=d.threshold, model=d.model, base_url=d.base_url, workers=d.workers)
 
 
 class PhyPluginsVlmMergePlugin(IPlugin):
@@ -80,7 +88,8 @@ class PhyPluginsVlmMergePlugin(IPlugin):
         self.suggestions = SuggestionList()
         self.previous_similarity = None
         self.info = ""  # the dock's info line
-        self.settings = dict(threshold=0.7, model="gpt-4o", base_url=None, workers=8)
+        self.settings = default_settings()
+        self.configured_base_url = None  # the plugin config's server: used after OPENAI_BASE_URL and .env
         controller.similarity_functions[SIMILARITY_NAME] = self.similarity
         controller.view_creator[VIEW_NAME] = self._create_view
         connect(self._on_gui_ready, event="gui_ready", sender=controller)
@@ -97,7 +106,8 @@ class PhyPluginsVlmMergePlugin(IPlugin):
             from phy_plugins.core.settings import plugin_settings
 
             conf = plugin_settings("vlm_merge")
-            self.settings.update({k: conf[k] for k in self.settings if k in conf})
+            self.settings.update({k: conf[k] for k in self.settings if k in conf and k != "base_url"})
+            self.configured_base_url = conf.get("base_url")
         except Exception as exc:  # noqa: BLE001
             logger.warning("vlm_merge: settings ignored (%s)", exc)
         actions = ai_actions(gui)
@@ -243,31 +253,33 @@ class PhyPluginsVlmMergePlugin(IPlugin):
                   for c in sup.clustering.cluster_ids}
         return spike_clusters, groups
 
-    def suggest(self, threshold: float = 0.7, model: str = "gpt-4o", base_url: str | None = None,
-                workers: int = 8, confirm: bool = True) -> BackgroundTask | None:
-        """Plan in the background, show pairs + cost (``confirm``), then run in the background."""
+    def suggest(self, threshold: float | None = None, model: str | None = None,
+                base_url: str | None = None, workers: int | None = None,
+                confirm: bool = True) -> BackgroundTask | None:
+        """Plan in the background, show pairs + cost (``confirm``), then run in the background.
+        Omitted values take :class:`pipeline.RunConfig`'s defaults."""
         if self.task is not None and self.task.running:
             status(self.gui, "vlm_merge: a run is already in progress (AI > Cancel...)")
             return None
-        self.settings.update(threshold=threshold, model=model, base_url=base_url, workers=workers)
-        cfg = pipeline.RunConfig(model=model, base_url=base_url, threshold=threshold,
-                                 workers=workers)
+        given = dict(threshold=threshold, model=model, base_url=base_url, workers=workers)
+        values = {**default_settings(), **{k: v for k, v in given.items() if v is not None}}
+        self.settings.update(values)
+        cfg = pipeline.RunConfig(**values, configured_base_url=self.configured_base_url)
         spike_clusters, groups = self._snapshot()
 
         def planned(value):
-            data, plan = value
+            data, plan, conn = value
             if not plan.candidates:
-                status(self.gui, f"vlm_merge: no pair with similarity >= {threshold}")
+                status(self.gui, f"vlm_merge: no pair with similarity >= {cfg.threshold}")
                 return
-            if not cfg.offline and not api.resolve_api_key([self.ks_dir]) and \
-                    not api.resolve_base_url(cfg.base_url, [self.ks_dir]):
+            if not cfg.offline and not conn.api_key and not conn.base_url:
                 status(self.gui, "vlm_merge: no API key. Set OPENAI_API_KEY (environment or "
                        ".env), give a server URL, or choose the model 'offline'")
                 return
             if confirm and not self._confirm(plan):
                 status(self.gui, "vlm_merge: nothing sent")
                 return
-            self._start_run(data, cfg, plan)
+            self._start_run(data, cfg, plan, conn)
 
         self.task = BackgroundTask(_plan_task, self.controller, spike_clusters, groups,
                                    self.ks_dir, cfg, on_result=planned,
@@ -285,7 +297,7 @@ class PhyPluginsVlmMergePlugin(IPlugin):
             QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
         return answer == QMessageBox.Yes
 
-    def _start_run(self, data, cfg, plan):
+    def _start_run(self, data, cfg, plan, conn):
         self.show_view()
         self.refresh(plan.summary())
 
@@ -295,7 +307,7 @@ class PhyPluginsVlmMergePlugin(IPlugin):
             self.refresh(report.summary() + f" - {report.csv_path.name}")
             status(self.gui, f"AI merge: {report.summary()}")
 
-        self.task = BackgroundTask(_judge_task, data, self.ks_dir, cfg, plan, on_result=done,
+        self.task = BackgroundTask(_judge_task, data, self.ks_dir, cfg, plan, conn, on_result=done,
                                    on_progress=lambda d, t, x: self.view and self.view.set_info(
                                        f"{d}/{t} pairs judged {x}"),
                                    gui=self.gui, name="AI merge")

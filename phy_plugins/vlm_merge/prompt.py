@@ -64,6 +64,18 @@ class Example:
     note: str = ""
 
 
+def examples_fingerprint(examples: list[Example] | tuple) -> str:
+    """Content hash of the few-shot examples as sent (ids, labels, notes, image bytes; no
+    paths). ``""`` when there are none."""
+    if not examples:
+        return ""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps([*map(int, ex.cluster_ids), ex.label, ex.note]).encode())
+        h.update(hashlib.sha256(ex.png).digest())
+    return h.hexdigest()[:16]
+
+
 @dataclass
 class Answer:
     """A parsed model answer."""

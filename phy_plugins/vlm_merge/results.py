@@ -159,8 +159,8 @@ def write_curation(ks_dir: str | Path, unit_ids: list[int], results: list[PairRe
 
 
 class ResultCache:
-    """Results keyed by content (evidence hash + model + prompt version), in
-    ``<ks_dir>/vlm_merge/cache.json``. Errors are never cached."""
+    """Results keyed by content (evidence hash + model + prompt version + variant, e.g. the
+    few-shot examples), in ``<ks_dir>/vlm_merge/cache.json``. Errors are never cached."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -172,8 +172,8 @@ class ResultCache:
                 self._data = {}  # a corrupt cache is only a cache: start again
 
     @staticmethod
-    def key(evidence_hash: str, model: str, prompt_version: str) -> str:
-        return f"{evidence_hash}|{model}|{prompt_version}"
+    def key(evidence_hash: str, model: str, prompt_version: str, variant: str = "") -> str:
+        return f"{evidence_hash}|{model}|{prompt_version}|{variant}"
 
     def get(self, key: str) -> PairResult | None:
         d = self._data.get(key)
