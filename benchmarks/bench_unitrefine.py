@@ -52,7 +52,7 @@ def holdout_ba(pipeline, x: pd.DataFrame, y: pd.Series, names) -> float:
 def bench_training(args) -> dict:
     from sklearn.model_selection import train_test_split
 
-    from phy_plugins.unitrefine.train import FULL_GRID, search
+    from phy_plugins.unitrefine.train import FULL_GRID, describe_config, search
 
     x, y = tutorial_data()
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=args.seed, stratify=y)
@@ -61,7 +61,7 @@ def bench_training(args) -> dict:
     res = search(x_tr, y_tr, grid=FULL_GRID, n_jobs=args.jobs, seed=args.seed, **GRID)
     out["ours_s"] = time.perf_counter() - t
     best = res.scores.iloc[0]
-    out["ours_best"] = f"{best['classifier name']} + {best['imputation_strategy']} + {best['scaling_strategy']}"
+    out["ours_best"] = describe_config(best)
     out["ours_cv_ba"] = float(best["balanced_accuracy"])
     out["ours_holdout_ba"] = holdout_ba(res.pipeline, x_te, y_te, res.feature_names)
     out["ours_n_configs"] = int(res.notes[0].split(",")[1].split()[0])
@@ -84,7 +84,7 @@ def bench_training(args) -> dict:
                                   search_kwargs={"n_iter": args.si_n_iter, "cv": 5, "scoring": "balanced_accuracy"})
         out["si_s"] = time.perf_counter() - t
     best = trainer.test_accuracies_df.iloc[0]
-    out["si_best"] = f"{best['classifier name']} + {best['imputation_strategy']} + {best['scaling_strategy']}"
+    out["si_best"] = describe_config(best)
     out["si_reported_ba"] = float(best["balanced_accuracy"])  # chosen on its own 20 % test split
     out["si_holdout_ba"] = holdout_ba(trainer.best_pipeline, x_te, y_te, list(x.columns))
     out["time_ratio_ours_over_si"] = out["ours_s"] / out["si_s"]
@@ -139,28 +139,26 @@ def bench_prediction(args) -> dict:
 def bench_transfer(args) -> dict:
     from sklearn.metrics import balanced_accuracy_score
 
-    from phy_plugins.core.synthetic import generate_dataset, load_ground_truth
+    from phy_plugins.core.synthetic import generate_dataset
+    from phy_plugins.unitrefine.demo import truth_labels
     from phy_plugins.unitrefine.model_io import UnitRefineModel
     from phy_plugins.unitrefine.phy_features import compute_features
     from phy_plugins.unitrefine.predict import predict
     from phy_plugins.unitrefine.train import FULL_GRID, search
 
-    def truth(d):
-        gt = load_ground_truth(d)["clusters"]
-        return pd.Series({int(c): "good" if v["expected_label"] == "GOOD" else "other" for c, v in gt.items()})
-
     out = {"pairs": []}
     with tempfile.TemporaryDirectory() as tmp:
         sessions = {s: generate_dataset(Path(tmp) / f"s{s}", seed=s) for s in (0, 1, 2, 3)}
+        truth = {s: truth_labels(d) for s, d in sessions.items()}
         t = time.perf_counter()
         feats = {s: compute_features(d)[0] for s, d in sessions.items()}
         out["features_s_per_session"] = (time.perf_counter() - t) / len(sessions)
         for train_seed, test_seed in ((0, 1), (2, 3), (1, 0)):
-            res = search(feats[train_seed], truth(sessions[train_seed]), grid=FULL_GRID, n_jobs=args.jobs, **GRID)
+            res = search(feats[train_seed], truth[train_seed], grid=FULL_GRID, n_jobs=args.jobs, **GRID)
             model = UnitRefineModel(res.pipeline, {"label_conversion": {str(k): v for k, v in
                                                                         res.label_conversion.items()}})
             pred, _ = predict(model, feats[test_seed])
-            ba = balanced_accuracy_score(truth(sessions[test_seed]).loc[pred.index], pred["prediction"])
+            ba = balanced_accuracy_score(truth[test_seed].loc[pred.index], pred["prediction"])
             best = res.scores.iloc[0]
             out["pairs"].append({"train_seed": train_seed, "test_seed": test_seed, "n_units": len(pred),
                                  "cv_ba": float(best["balanced_accuracy"]), "transfer_ba": float(ba),

@@ -6,11 +6,12 @@ import shutil
 
 import pandas as pd
 import pytest
-from unitrefine_helpers import SHARED_TUTORIAL, write_user_labels
+from unitrefine_helpers import SHARED_TUTORIAL
 
 from phy_plugins.cli import main
 from phy_plugins.core.synthetic import generate_dataset
 from phy_plugins.core.tsv import read_cluster_tsv
+from phy_plugins.unitrefine.demo import write_truth_groups
 
 FAST = ["--quick", "--classifiers", "LogisticRegression", "--imputers", "median", "--scalers",
         "standard_scaler", "--folds", "3", "--jobs", "1"]
@@ -21,7 +22,7 @@ def labelled(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     dirs = [generate_dataset(root / f"s{seed}", seed=seed) for seed in (4, 5)]
     for d in dirs:
-        write_user_labels(d)
+        write_truth_groups(d)
     return dirs
 
 
@@ -81,6 +82,11 @@ def test_cascade_trained_from_csv_tables(labelled, tmp_path):
     assert (tmp_path / "sua2" / "best_model.skops").is_file()
     assert main(["unitrefine", "train", "--refit", str(m2), "--out", str(tmp_path / "bad"), "--map", "good=good",
                  "--map", "mua=mua", "--metrics", str(metrics), "--labels", str(labels_csv)]) == 1
+    # --refit reads its labels like a search does: CSVs and KS_DIRs together, or one CSV alone, are refused
+    both = [str(labelled[0]), "--metrics", str(metrics), "--labels", str(labels_csv)]
+    for extra in (both, ["--metrics", str(metrics)]):
+        assert main(["unitrefine", "train", "--refit", str(m2), "--out", str(tmp_path / "x"), *extra]) == 2
+    assert not (tmp_path / "x").exists()
 
 
 def test_bad_inputs_fail_cleanly(labelled, tmp_path, capsys):

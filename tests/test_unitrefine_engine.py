@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import balanced_accuracy_score
-from unitrefine_helpers import SHARED_TUTORIAL, truth_labels, write_user_labels
+from unitrefine_helpers import SHARED_TUTORIAL
 
 from phy_plugins.core.synthetic import generate_dataset, load_ground_truth
 from phy_plugins.unitrefine import workflows as wf
+from phy_plugins.unitrefine.demo import truth_labels, write_truth_groups
 from phy_plugins.unitrefine.metrics_spiketrain import (
     firing_range,
     isi_violations,
@@ -336,7 +337,7 @@ def test_phy_labels_and_label_maps(session0, tmp_path):
     shutil.copytree(session0, d, ignore=shutil.ignore_patterns("recording.dat"))
     with pytest.raises(TableError, match="no labels"):
         read_phy_labels(d)
-    groups = write_user_labels(d)
+    groups = write_truth_groups(d)
     labels = read_phy_labels(d)
     assert labels.to_dict() == groups
     mapped = apply_label_map(labels, parse_label_map(["good=good", "mua,noise=other"]))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-from unitrefine_helpers import write_user_labels
 
 from phy_plugins.core.phy_safety import FAILURES
 from phy_plugins.core.settings import save_plugin_settings
 from phy_plugins.core.synthetic import generate_dataset
 from phy_plugins.unitrefine import workflows as wf
+from phy_plugins.unitrefine.demo import write_truth_groups
 from phy_plugins.unitrefine.tables import read_phy_labels
 
 PLUGIN = "PhyPluginsUnitRefinePlugin"
@@ -19,7 +19,7 @@ PLUGIN = "PhyPluginsUnitRefinePlugin"
 def _train_model(tmp_path):
     """A real model trained on another generated session (classes good / mua, as phy groups)."""
     other = generate_dataset(tmp_path / "other", seed=3)
-    write_user_labels(other)
+    write_truth_groups(other)
     wf.train_folders([other], tmp_path / "model", label_map={"good": "good", "mua": "mua", "noise": "mua"},
                      classifiers=["LogisticRegression"], imputers=["median"], scalers=["standard_scaler"],
                      folds=3, n_jobs=1)
@@ -86,7 +86,7 @@ def test_columns_apply_threshold_undo_merge_and_bad_model(synthetic_ks, phy_gui,
 
 
 def test_train_from_current_labels_in_background(synthetic_ks, phy_gui, tmp_path):
-    groups = write_user_labels(synthetic_ks)
+    groups = write_truth_groups(synthetic_ks)
     cfg = tmp_path / "cfg"
     save_plugin_settings("unitrefine", {"label_map": {"good": "good", "mua": "mua", "noise": "mua"},
                                         "classifiers": ["LogisticRegression"], "jobs": 1}, config_dir=cfg)

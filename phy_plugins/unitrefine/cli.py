@@ -21,60 +21,49 @@ def _progress(done: int, total: int, text: str) -> None:
             print(file=sys.stderr)
 
 
+class UsageError(Exception):
+    """The command's arguments do not fit together (exit code 2)."""
+
+
+def _training_tables(args: argparse.Namespace, label_map: dict[str, str] | None):
+    """(metrics, labels, sessions) from ``--metrics``/``--labels`` CSVs or KS_DIRs (sessions None for CSVs)."""
+    from phy_plugins.unitrefine import workflows as wf
+    from phy_plugins.unitrefine.tables import apply_label_map, read_labels_csv, read_metrics_table
+
+    if args.metrics or args.labels:
+        if not (args.metrics and args.labels) or args.ks_dirs:
+            raise UsageError("give either KS_DIR... or both --metrics and --labels")
+        return read_metrics_table(args.metrics), apply_label_map(read_labels_csv(args.labels), label_map), None
+    if not args.ks_dirs:
+        raise UsageError("give KS_DIR... or --metrics CSV --labels CSV")
+    return wf.labelled_sessions(args.ks_dirs, label_map, progress=_progress)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from phy_plugins.unitrefine import workflows as wf
-    from phy_plugins.unitrefine.tables import apply_label_map, parse_label_map, read_labels_csv, read_metrics_table
-    from phy_plugins.unitrefine.train import search
+    from phy_plugins.unitrefine.model_io import load_model
+    from phy_plugins.unitrefine.tables import parse_label_map
+    from phy_plugins.unitrefine.train import describe_config, search
 
     out = Path(args.out)
     if (out / "best_model.skops").exists() and not args.overwrite:
-        print(f"error: {out} already holds a model; choose another --out or add --overwrite", file=sys.stderr)
-        return 2
-    kwargs = dict(classifiers=args.classifiers, imputers=args.imputers, scalers=args.scalers,
-                  grid=TINY_GRID if args.quick else FULL_GRID, folds=args.folds, seed=args.seed, n_jobs=args.jobs)
+        raise UsageError(f"{out} already holds a model; choose another --out or add --overwrite")
     label_map = parse_label_map(args.map)
-    if args.refit:
-        return _refit(args, out, label_map)
-    if args.metrics or args.labels:
-        if not (args.metrics and args.labels) or args.ks_dirs:
-            print("error: give either KS_DIR... or both --metrics and --labels", file=sys.stderr)
-            return 2
-        metrics = read_metrics_table(args.metrics)
-        labels = apply_label_map(read_labels_csv(args.labels), label_map)
-        result = search(metrics, labels, progress=_progress, **kwargs)
-        wf.save_search(result, out, overwrite=args.overwrite)
-    elif args.ks_dirs:
-        result = wf.train_folders(args.ks_dirs, out, label_map=label_map, overwrite=args.overwrite,
-                                  progress=_progress, **kwargs)
-    else:
-        print("error: give KS_DIR... or --metrics CSV --labels CSV", file=sys.stderr)
-        return 2
+    model = load_model(args.refit, trust=args.trust_model) if args.refit else None
+    metrics, labels, sessions = _training_tables(args, label_map)
+    if model is not None:  # fast update: the model's pipeline refit on the labels, no search
+        wf.refit_folder(model, metrics, labels, out, overwrite=args.overwrite)
+        print(f"refitted {args.refit} on {len(labels)} labels: written to {out}")
+        return 0
+    result = search(metrics, labels, sessions=sessions, progress=_progress, classifiers=args.classifiers,
+                    imputers=args.imputers, scalers=args.scalers, grid=TINY_GRID if args.quick else FULL_GRID,
+                    folds=args.folds, seed=args.seed, n_jobs=args.jobs)
+    wf.save_search(result, out, overwrite=args.overwrite)
     best = result.scores.iloc[0]
-    print(f"best: {best['classifier name']} + {best['imputation_strategy']} + {best['scaling_strategy']}: "
-          f"balanced accuracy {best['balanced_accuracy']:.3f} (cross-validated)")
+    print(f"best: {describe_config(best)}: balanced accuracy {best['balanced_accuracy']:.3f} (cross-validated)")
     if result.loso is not None and len(result.loso):
         print(f"leave-one-session-out balanced accuracy: {result.loso.iloc[-1]['balanced_accuracy']:.3f}")
     print(f"model written to {out} (report: {out / wf.REPORT_FILE})")
-    return 0
-
-
-def _refit(args: argparse.Namespace, out: Path, label_map) -> int:
-    """Fast update: the model's pipeline refit on new labels, no search."""
-    from phy_plugins.unitrefine import workflows as wf
-    from phy_plugins.unitrefine.model_io import load_model
-    from phy_plugins.unitrefine.tables import apply_label_map, read_labels_csv, read_metrics_table
-
-    model = load_model(args.refit, trust=args.trust_model)
-    if args.metrics and args.labels:
-        metrics = read_metrics_table(args.metrics)
-        labels = apply_label_map(read_labels_csv(args.labels), label_map)
-    elif args.ks_dirs:
-        metrics, labels, _ = wf.labelled_sessions(args.ks_dirs, label_map, progress=_progress)
-    else:
-        print("error: --refit needs KS_DIR... or --metrics and --labels", file=sys.stderr)
-        return 2
-    wf.refit_folder(model, metrics, labels, out, overwrite=args.overwrite)
-    print(f"refitted {args.refit} on {len(labels)} labels: written to {out}")
     return 0
 
 
@@ -89,17 +78,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     report = None
     if args.metrics:
         if args.ks_dir:
-            print("error: give KS_DIR or --metrics, not both", file=sys.stderr)
-            return 2
+            raise UsageError("give KS_DIR or --metrics, not both")
         if not args.out:
-            print("error: --metrics needs --out PRED.csv", file=sys.stderr)
-            return 2
+            raise UsageError("--metrics needs --out PRED.csv")
         metrics = read_metrics_table(args.metrics)
     elif args.ks_dir:
         metrics, report = wf.folder_features(args.ks_dir, wf.required_features(models), progress=_progress)
     else:
-        print("error: give KS_DIR or --metrics CSV", file=sys.stderr)
-        return 2
+        raise UsageError("give KS_DIR or --metrics CSV")
     pred, checks = wf.predict_table(models, metrics)
     for line in wf.missing_feature_messages(checks, report):
         print(f"warning: {line}", file=sys.stderr)
@@ -118,9 +104,9 @@ def _guard(fn):
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)
-        except EXPECTED_ERRORS as exc:
+        except (UsageError, *EXPECTED_ERRORS) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(exc, UsageError) else 1
 
     return run
 

@@ -5,11 +5,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from phy_plugins.core.synthetic import generate_dataset, load_ground_truth
 from phy_plugins.core.tsv import write_cluster_tsv
+from phy_plugins.unitrefine.tables import apply_label_map
 
 DEMO_DIR = "unitrefine_demo"
-PHY_GROUPS = {"GOOD": "good", "MUA": "mua", "NOISE": "noise", "NON-SOMA": "noise"}
+# the class the generator designed a cluster as (ground_truth.json) -> the phy group a curator gives it
+TRUTH_GROUPS = {"GOOD": "good", "MUA": "mua", "NOISE": "noise", "NON-SOMA": "noise"}
+GOOD_VS_OTHER = {"good": "good", "mua": "other", "noise": "other"}
+
+
+def truth_groups(ks_dir: str | Path) -> dict[int, str]:
+    """phy group (good/mua/noise) of each cluster of a generated folder, from its ground truth."""
+    gt = load_ground_truth(ks_dir)["clusters"]
+    return {int(c): TRUTH_GROUPS[v["expected_label"]] for c, v in gt.items()}
+
+
+def write_truth_groups(ks_dir: str | Path) -> dict[int, str]:
+    """Curate a generated folder as a user would: ``cluster_group.tsv`` from :func:`truth_groups`."""
+    groups = truth_groups(ks_dir)
+    write_cluster_tsv(ks_dir, "group", groups, allow_group=True)
+    return groups
+
+
+def truth_labels(ks_dir: str | Path) -> pd.Series:
+    """'good' or 'other' (the demo model's classes) for each cluster of a generated folder."""
+    return apply_label_map(pd.Series(truth_groups(ks_dir), dtype=object), GOOD_VS_OTHER)
 
 
 def prepare(ks_dir: str | Path) -> str:
@@ -23,12 +46,8 @@ def prepare(ks_dir: str | Path) -> str:
     if not (model_dir / "best_model.skops").exists():
         seed = int(load_ground_truth(ks_dir).get("seed", 0)) + 1 if (ks_dir / "ground_truth.json").exists() else 1
         train_dir = generate_dataset(base / "training_session", seed=seed)
-        # the training session stands for a recording a user has already curated in phy
-        gt = load_ground_truth(train_dir)["clusters"]
-        write_cluster_tsv(train_dir, "group", {int(c): PHY_GROUPS[v["expected_label"]] for c, v in gt.items()},
-                          allow_group=True)
-        wf.train_folders([train_dir], model_dir, label_map={"good": "good", "mua": "other", "noise": "other"},
-                         grid=TINY_GRID, overwrite=True)
+        write_truth_groups(train_dir)  # stands for a recording a user has already curated in phy
+        wf.train_folders([train_dir], model_dir, label_map=GOOD_VS_OTHER, grid=TINY_GRID, overwrite=True)
     models = wf.load_models([model_dir])
     metrics, _ = wf.folder_features(ks_dir, wf.required_features(models))
     pred, _ = wf.predict_table(models, metrics)

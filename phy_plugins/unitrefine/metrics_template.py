@@ -53,7 +53,9 @@ def half_width(t: np.ndarray, fs: float, trough: int, peak: int) -> float:
     return ((post[-1] + 1 + trough) - (pre[0] - 1)) / fs
 
 
-def _slope(x: np.ndarray, y: np.ndarray) -> float:
+def _slope(t: np.ndarray, fs: float, a: int, b: int) -> float:
+    """Least-squares slope of ``t[a:b]`` against time in seconds."""
+    x, y = np.arange(a, b) / fs, t[a:b]
     if len(x) < 2:
         return math.nan
     xm = x - x.mean()
@@ -70,16 +72,13 @@ def repolarization_slope(t: np.ndarray, fs: float, trough: int) -> float:
     end = back[0] + trough
     if end - trough < 3:
         return math.nan
-    times = np.arange(len(t)) / fs
-    return _slope(times[trough:end], t[trough:end])
+    return _slope(t, fs, trough, end)
 
 
 def recovery_slope(t: np.ndarray, fs: float, peak: int) -> float:
     if peak == 0:
         return math.nan
-    end = min(int(peak + RECOVERY_WINDOW_MS / 1000 * fs), len(t))
-    times = np.arange(len(t)) / fs
-    return _slope(times[peak:end], t[peak:end])
+    return _slope(t, fs, peak, min(int(peak + RECOVERY_WINDOW_MS / 1000 * fs), len(t)))
 
 
 def number_of_peaks(t: np.ndarray, fs: float) -> tuple[int, int]:

@@ -93,11 +93,11 @@ def spike_depths(arr: KilosortArrays) -> tuple[np.ndarray | None, str]:
 
 
 def _pc_points(arr: KilosortArrays, idx: np.ndarray, chans: np.ndarray) -> np.ndarray:
-    """PC features of spikes ``idx`` on the channels ``chans`` (0 where a spike has no value)."""
+    """PC features of spikes ``idx`` (increasing) on the channels ``chans`` (0 where a spike has no value)."""
     tpl = np.clip(np.asarray(arr.spike_templates[idx]), 0, len(arr.pc_feature_ind) - 1)
     ind = np.asarray(arr.pc_feature_ind)[tpl]  # (n, nloc)
     match = (ind[:, :, None] == chans[None, None, :]).astype(np.float32)  # (n, nloc, ntarget)
-    feats = np.asarray(arr.pc_features[np.sort(idx)], np.float32)[np.argsort(np.argsort(idx))]
+    feats = np.asarray(arr.pc_features[idx], np.float32)
     return np.einsum("npj,nji->npi", feats, match).reshape(len(idx), -1)
 
 
@@ -182,7 +182,7 @@ def compute_features(
             report.unavailable.update({n: "needs amplitudes.npy" for n in AMPLITUDE_METRICS})
         else:
             for c, t in templates.items():
-                idx = np.sort(spikes[c])
+                idx = spikes[c]
                 amps = spike_amplitudes_uv(arr, idx, t, gain_uv, unwhite)
                 rows[c].update(amplitude_metrics(st_all[idx], amps, total, fs))
             report.approximate.update({n: "Kilosort amplitudes x template extremum" for n in AMPLITUDE_METRICS})
@@ -193,7 +193,7 @@ def compute_features(
         else:
             for c in wanted:
                 if c in spikes:
-                    idx = np.sort(spikes[c])
+                    idx = spikes[c]
                     rows[c].update(drift_metrics(st_all[idx], depth[idx], total, fs))
             report.approximate.update({n: how for n in DRIFT_METRICS})
     tick("amplitude and drift metrics")
@@ -206,7 +206,7 @@ def compute_features(
             n_before, n_after = int(1.0e-3 * fs), int(1.5e-3 * fs)
             for c in wanted:
                 if c in spikes:
-                    w = raw_template(traces, st_all[np.sort(spikes[c])], gain_uv, fs, highpass=hp,
+                    w = raw_template(traces, st_all[spikes[c]], gain_uv, fs, highpass=hp,
                                      n_before=n_before, n_after=n_after)
                     rows[c]["snr"] = snr(w, noise) if w is not None else math.nan
     tick("snr")

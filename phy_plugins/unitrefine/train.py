@@ -95,6 +95,11 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body])
 
 
+def describe_config(row) -> str:
+    """'classifier + imputer + scaler' of one row of the scores table."""
+    return f"{row['classifier name']} + {row['imputation_strategy']} + {row['scaling_strategy']}"
+
+
 def make_imputer(name: str):
     from sklearn.impute import KNNImputer, SimpleImputer
 

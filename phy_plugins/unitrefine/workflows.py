@@ -88,17 +88,20 @@ def labelled_sessions(ks_dirs: list[str | Path], label_map: dict[str, str] | Non
     return pd.concat(frames), pd.concat(labels).dropna(), pd.concat(sessions)
 
 
+def _labels_frame(codes: pd.Series) -> pd.DataFrame:
+    """UnitRefine's ``labels.csv`` layout: index ``unit_index`` (0..n-1), class codes in column ``0``."""
+    return codes.rename(0).reset_index(drop=True).rename_axis("unit_index").to_frame()
+
+
 def save_search(result: SearchResult, out: str | Path, *, overwrite: bool = False) -> Path:
     """Write a UnitRefine/SpikeInterface model folder with the training report."""
     extra = {REPORT_FILE: result.report(),
              "feature_importances.csv": result.importances.rename("importance").rename_axis("feature").to_csv()}
     if result.loso is not None:
         extra["leave_one_session_out.csv"] = result.loso.to_csv(index=False)
-    labels = result.y.rename(0).rename_axis("unit_index").reset_index(drop=True).to_frame()
-    labels.index.name = "unit_index"
     return save_model(out, result.pipeline, label_conversion=result.label_conversion,
                       metric_names=result.feature_names, accuracies=result.scores, training_data=result.x,
-                      labels=labels, extra_files=extra, overwrite=overwrite)
+                      labels=_labels_frame(result.y), extra_files=extra, overwrite=overwrite)
 
 
 def train_folders(ks_dirs: list[str | Path], out: str | Path | None, *, label_map=None, overwrite=False,
@@ -117,6 +120,5 @@ def refit_folder(model: UnitRefineModel, metrics: pd.DataFrame, labels: pd.Serie
         raise ModelError("this model has no feature_names_in_, it cannot be refitted")
     pipe, frame, codes = refit(model.pipeline, metrics, labels, model.label_conversion)
     save_model(out, pipe, label_conversion=model.label_conversion, metric_names=list(frame.columns),
-               training_data=frame, labels=codes.rename(0).reset_index(drop=True).rename_axis("unit_index").to_frame(),
-               overwrite=overwrite)
+               training_data=frame, labels=_labels_frame(codes), overwrite=overwrite)
     return UnitRefineModel(pipeline=pipe, info=model.info, folder=Path(out))
