@@ -33,6 +33,12 @@ def cmd_install(args: argparse.Namespace) -> int:
     for line in done or [f"already installed in {cfg}: nothing to do"]:
         print(line)
     print("phy will attach: " + ", ".join(PLUGIN_CLASS_NAMES))
+    if not args.no_warm_up:
+        from .core.warmup import warm_up
+
+        print("compiling the numba kernels (once; later runs load them from numba's cache)...", flush=True)
+        took = warm_up()
+        print("ready: " + ", ".join(f"{name} {s:.1f} s" for name, s in took.items()))
     return 0
 
 
@@ -94,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("install", help="make phy load the plugins (shim + phy_config.py lines)")
     cfg_arg(p)
+    p.add_argument("--no-warm-up", action="store_true", help="do not compile the numba kernels now")
     p.set_defaults(func=cmd_install)
     p = sub.add_parser("uninstall", help="remove exactly what `install` added")
     cfg_arg(p)

@@ -1,5 +1,6 @@
 """install/uninstall round trip in a temporary phy config folder, keeping the user's own lines."""
 
+import json
 import subprocess
 import sys
 
@@ -67,7 +68,8 @@ def test_block_survives_a_lazy_plugins_value(tmp_path):
 def test_cli_install_doctor_uninstall(tmp_path):
     cfg = tmp_path / "cli"
     run = [sys.executable, "-m", "phy_plugins"]
-    out = subprocess.run([*run, "install", "--config-dir", str(cfg)], capture_output=True, text=True, check=True)
+    out = subprocess.run([*run, "install", "--config-dir", str(cfg), "--no-warm-up"], capture_output=True, text=True,
+                         check=True)
     assert "wrote loader" in out.stdout
     doc = subprocess.run([*run, "doctor", "--config-dir", str(cfg)], capture_output=True, text=True)
     assert "loader shim:   present" in doc.stdout
@@ -77,3 +79,28 @@ def test_cli_install_doctor_uninstall(tmp_path):
     subprocess.run([*run, "uninstall", "--config-dir", str(cfg)], capture_output=True, text=True, check=True)
     doc = subprocess.run([*run, "doctor", "--config-dir", str(cfg)], capture_output=True, text=True)
     assert doc.returncode == 1 and "loader shim:   MISSING" in doc.stdout
+
+
+def test_install_compiles_every_kernel_phy_will_use(tmp_path):
+    """In a fresh process, `install` runs each numba kernel once (int16 and float32 traces for the
+    detector), so phy never stops to compile one; with --no-warm-up it compiles nothing."""
+    code = """if True:
+        import json, sys
+        from phy_plugins.cli import main
+        from phy_plugins.classification_reason import kernel as reason_kernel
+        from phy_plugins.live_detect import kernel as detect_kernel
+        main(["install", "--config-dir", sys.argv[1], *sys.argv[2:]])
+        names = ["detect_rows", "apply_refractory", "gather", "compact_rows"]
+        sigs = {n: [str(s[0]) for s in getattr(detect_kernel, n).signatures] for n in names}
+        sigs["classify"] = len(reason_kernel.classify.signatures)
+        print(json.dumps(sigs))
+    """
+    run = [sys.executable, "-c", code, str(tmp_path / "cfg")]
+    out = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    assert "ready: classification_reason" in out
+    sigs = json.loads(out.strip().splitlines()[-1])
+    assert sorted(sigs["detect_rows"]) == ["array(float32, 2d, C)", "array(int16, 2d, C)"]
+    assert all(sigs[n] for n in ("apply_refractory", "gather", "compact_rows")) and sigs["classify"] == 1
+    out = subprocess.run([*run, "--no-warm-up"], capture_output=True, text=True, check=True).stdout
+    sigs = json.loads(out.strip().splitlines()[-1])
+    assert not any(sigs[n] for n in ("detect_rows", "compact_rows", "classify")), sigs
