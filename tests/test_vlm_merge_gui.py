@@ -139,3 +139,38 @@ def test_gui_menu_dialog_shows_cost_before_sending(vm_ks_rendered, vm_ks, phy_gu
         assert "estimated cost $" in text and f"{len(plugin.suggestions)} to send" in text
         assert server.n_requests == len(plugin.suggestions)
         assert all(r.result.decision == "no_merge" for r in plugin.view.rows)
+
+
+def test_dialog_settings_are_remembered_across_sessions(vm_ks, tmp_path, qtbot, monkeypatch):
+    """The last run's dialog choices come back in the next phy session (phy's GUI state), never the key."""
+    from phy_plugins import all_plugins  # noqa: F401 - registers our plugin classes
+    from phy_plugins.core.phy_session import close_phy, open_phy
+    from phy_plugins.vlm_merge.plugin import STATE_KEY, default_settings
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-sentinel-not-to-be-saved")
+    config = tmp_path / "phy-config"
+    c, gui = open_phy(vm_ks, plugins=[PLUGIN], config_dir=config, clear_state=True, enable_threading=False)
+    try:
+        plugin = c.phy_plugins_vlm_merge
+        assert plugin.settings == default_settings()
+        plugin.suggest(threshold=0.97, model="offline", workers=2, confirm=False)
+        qtbot.waitUntil(lambda: not plugin.task.running, timeout=60000)
+    finally:
+        close_phy(c, gui)
+    state_files = list(config.rglob("state.json"))
+    saved = "".join(p.read_text() for p in state_files)
+    assert STATE_KEY in saved and "sk-sentinel" not in saved
+    c, gui = open_phy(vm_ks, plugins=[PLUGIN], config_dir=config, enable_threading=False)
+    try:
+        settings = c.phy_plugins_vlm_merge.settings
+        assert (settings["threshold"], settings["model"], settings["workers"]) == (0.97, "offline", 2)
+    finally:
+        close_phy(c, gui)
+
+
+def test_saved_settings_keep_only_well_typed_values():
+    from phy_plugins.vlm_merge.plugin import STATE_KEY, saved_settings
+
+    state = {STATE_KEY: {"threshold": "high", "model": "gpt-4o", "workers": True, "base_url": None, "k": 3}}
+    assert saved_settings(state) == {"model": "gpt-4o", "base_url": None}
+    assert saved_settings({}) == {}

@@ -75,6 +75,18 @@ def default_settings() -> dict:
     return dict(threshold=d.threshold, model=d.model, base_url=d.base_url, workers=d.workers)
 
 
+#: key of the last used dialog settings in phy's GUI state (phy saves it in ~/.phy/TemplateGUI/state.json)
+STATE_KEY = "PhyPluginsVlmMergeDialog"
+
+
+def saved_settings(state: dict) -> dict:
+    """The dialog settings saved in phy's GUI state, keeping only well-typed values."""
+    saved = state.get(STATE_KEY) or {}
+    kinds = dict(threshold=(int, float), model=str, base_url=(str, type(None)), workers=int)
+    return {k: saved[k] for k, kind in kinds.items()
+            if k in saved and isinstance(saved[k], kind) and not isinstance(saved[k], bool)}
+
+
 class PhyPluginsVlmMergePlugin(IPlugin):
     """AI merge suggestions reviewed and accepted inside phy."""
 
@@ -110,6 +122,7 @@ class PhyPluginsVlmMergePlugin(IPlugin):
             self.configured_base_url = conf.get("base_url")
         except Exception as exc:  # noqa: BLE001
             logger.warning("vlm_merge: settings ignored (%s)", exc)
+        self.settings.update(saved_settings(gui.state))  # the last run's choices win over the config
         actions = ai_actions(gui)
         actions.add(self.ask_and_suggest, name="Suggest merges...", docstring=
                     "Ask an AI model (or the offline judge) which similar pairs to merge")
@@ -264,6 +277,8 @@ class PhyPluginsVlmMergePlugin(IPlugin):
         given = dict(threshold=threshold, model=model, base_url=base_url, workers=workers)
         values = {**default_settings(), **{k: v for k, v in given.items() if v is not None}}
         self.settings.update(values)
+        if self.gui is not None:  # remembered across sessions (never the key: it is not a setting)
+            self.gui.state[STATE_KEY] = dict(values)
         cfg = pipeline.RunConfig(**values, configured_base_url=self.configured_base_url)
         spike_clusters, groups = self._snapshot()
 
