@@ -3,6 +3,9 @@
 SpikeInterface gets the raw recording (high-pass 300 Hz), the same spike trains and the probe;
 we get the phy folder. For every metric: rank correlation across clusters, median relative
 difference, and the share of clusters where both agree within 1 %. Also times both.
+The amplitude metrics are compared from three sources (see ``amplitude_variants``): raw traces
+filtered like SpikeInterface's input, raw traces as params.py says, Kilosort's amplitudes (no raw
+file; recording length from the last spike).
 
     python benchmarks/bench_unitrefine_metrics.py [--seed 0] [--json out.json]
 
@@ -57,6 +60,33 @@ def si_metrics(ks_dir: Path) -> tuple[pd.DataFrame, float]:
     frame = analyzer.get_extension("quality_metrics").get_data()
     frame = frame.join(analyzer.get_extension("template_metrics").get_data())
     return frame, time.perf_counter() - t
+
+
+SAME_FILTER = "raw traces, high-pass 300 Hz as given to SpikeInterface"
+
+
+def amplitude_variants(ks: Path, compute_features, gain: float) -> tuple[dict[str, pd.DataFrame], float]:
+    """Our amplitude metrics from three sources, and the time of the raw-trace one.
+
+    Generated folders hold templates in uV but a raw file in bits of ``gain``; SpikeInterface gets that
+    gain, so our raw-trace amplitudes do too (on real folders one ``gain_uv`` from params.py serves both).
+    Their params.py says ``hp_filtered = True``, so by default we read the file unfiltered, while
+    SpikeInterface is given a 300 Hz high-pass: the first variant filters like SpikeInterface.
+    """
+    from phy_plugins.unitrefine.metrics_amplitude import AMPLITUDE_METRICS
+
+    names = list(AMPLITUDE_METRICS)
+    params = ks / "params.py"
+    text = params.read_text()
+    params.write_text(text.replace("hp_filtered = True", "hp_filtered = False"))
+    t = time.perf_counter()
+    same, _ = compute_features(ks, names=names, gain_uv=gain, raw_amplitudes=True)
+    took = time.perf_counter() - t
+    params.write_text(text)
+    as_is, _ = compute_features(ks, names=names, gain_uv=gain, raw_amplitudes=True)
+    kilosort, _ = compute_features(ks, names=names, use_raw=False)
+    return {SAME_FILTER: same, "raw traces as params.py says (hp_filtered: no filter)": as_is,
+            "Kilosort amplitudes (no raw file)": kilosort}, took
 
 
 def compare(ours: pd.DataFrame, theirs: pd.DataFrame) -> pd.DataFrame:
@@ -136,7 +166,8 @@ def main() -> int:
     p.add_argument("--preset", default="small")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    from phy_plugins.core.synthetic import generate_dataset
+    from phy_plugins.core.synthetic import generate_dataset, load_ground_truth
+    from phy_plugins.unitrefine.metrics_amplitude import AMPLITUDE_METRICS
     from phy_plugins.unitrefine.phy_features import compute_features
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,20 +176,27 @@ def main() -> int:
         t = time.perf_counter()
         ours, report = compute_features(ks)
         ours_s = time.perf_counter() - t
+        amps, amps_s = amplitude_variants(ks, compute_features, float(load_ground_truth(ks).get("gain_uv", 1.0)))
+        ours[list(AMPLITUDE_METRICS)] = amps[SAME_FILTER]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             theirs, si_s = si_metrics(ks)
         interop = check_model_interop(Path(tmp))
     table = compare(ours, theirs)
+    amp_table = pd.concat([compare(v, theirs).assign(source=k) for k, v in amps.items()], ignore_index=True)
     pd.set_option("display.width", 200)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("median_rel_diff / within_1pct: absolute difference for fractions, relative otherwise")
+    fmt = {"index": False, "float_format": lambda v: f"{v:.3f}"}
+    print(table.to_string(**fmt))
+    print(f"\namplitude metrics by source (main table: {SAME_FILTER!r}):")
+    print(amp_table.drop(columns="si_column").to_string(**fmt))
     print(f"features: ours {ours_s:.2f} s from the phy folder; SpikeInterface {si_s:.2f} s from the raw file "
-          f"(ratio {ours_s / si_s:.2f}); {len(ours)} clusters")
+          f"(ratio {ours_s / si_s:.2f}); {len(ours)} clusters; amplitude metrics alone (raw traces) {amps_s:.2f} s")
     print(f"model folders: {interop}")
     if args.json:
         args.json.write_text(json.dumps({"ours_s": ours_s, "si_s": si_s, "n_clusters": len(ours),
+                                         "amplitudes_s": amps_s,
                                          "table": table.to_dict(orient="records"),
+                                         "amplitude_sources": amp_table.to_dict(orient="records"),
                                          "unavailable": report.unavailable, "interop": interop}, indent=2, default=str))
     return 0
 

@@ -438,3 +438,81 @@ def test_plugin_state_plans_labels_and_order():
     assert phy_group_for("SUA") == "good" and phy_group_for("x", {"x": "bogus"}) is None
     labels = training_labels({1: "good", 2: None, 3: "unsorted", 4: "noise", 5: "mua"}, {"good": "g", "mua": "o"})
     assert labels.to_dict() == {1: "g", 5: "o"}
+
+
+# ---------------------------------------------------------------- amplitudes from the raw traces
+
+
+def test_raw_amplitudes_are_the_filtered_trace_at_the_spike_peak(session0):
+    from scipy.signal import butter, sosfiltfilt
+
+    from phy_plugins.core.kilosort import load_arrays
+    from phy_plugins.unitrefine.raw_amplitudes import amplitudes_at, cluster_amplitudes, peak_reference
+
+    # hand-made mean waveform: largest |value| on channel 2, 3 samples after the spike time
+    tpl = np.zeros((10, 4))
+    tpl[5, 1], tpl[7, 2], tpl[6, 2] = -5.0, 9.0, -8.0
+    assert peak_reference(tpl, n_before=4) == (2, 3)
+    # unfiltered: exactly the samples asked for, times the gain, clipped to the file
+    raw = np.arange(40, dtype=np.int16).reshape(10, 4)
+    got = amplitudes_at(raw, np.array([3, 0, 9, 12]), np.array([1, 3, 0, 2]), 0.5, 30000.0, highpass=False)
+    assert got.tolist() == [6.5, 1.5, 18.0, 19.0]
+    # filtered: the whole channel filtered at once, read at the spike's peak sample
+    arr = load_arrays(session0)
+    traces, fs = arr.traces(), arr.sample_rate
+    st = np.asarray(arr.spike_times)
+    rng = np.random.default_rng(1)
+    picks = np.sort(rng.choice(len(st), 6, replace=False))
+    chans = rng.integers(0, traces.shape[1], 6)
+    got = amplitudes_at(traces, st[picks], chans, 0.2, fs, highpass=True, chunk_samples=50_000)
+    sos = butter(5, 300.0, btype="highpass", fs=fs, output="sos")
+    for t, c, g in zip(st[picks], chans, got):
+        full = sosfiltfilt(sos, np.asarray(traces[:, c], float)) * 0.2
+        assert g == pytest.approx(full[t], abs=1e-3 * np.abs(full).max())
+    # per cluster: the main channel and shift of the mean waveform, the values at the shifted times
+    clusters = np.asarray(arr.spike_clusters)
+    idx = np.flatnonzero(clusters == clusters[0])
+    amps = cluster_amplitudes(traces, st, {0: idx}, 1.0, fs, highpass=False)[0]
+    n_before = int(1e-3 * fs)
+    mean = np.mean([traces[t - n_before: t + 2 * n_before].astype(float) for t in st[idx[5:-5]]], axis=0)
+    channel, shift = peak_reference(mean, n_before)
+    assert np.array_equal(amps[5:15], traces[st[idx[5:15]] + shift, channel].astype(float))
+    assert abs(np.median(amps)) > 5 * np.median(np.abs(traces[:30000, channel]))  # a spike, not noise
+
+
+def test_raw_amplitudes_do_not_depend_on_chunk_boundaries(session0):
+    from phy_plugins.core.kilosort import load_arrays
+    from phy_plugins.unitrefine.raw_amplitudes import amplitudes_at
+
+    arr = load_arrays(session0)
+    traces = arr.traces()
+    st = np.asarray(arr.spike_times)
+    chans = np.random.default_rng(0).integers(0, traces.shape[1], len(st))
+    one = amplitudes_at(traces, st, chans, 1.0, arr.sample_rate, highpass=True, chunk_samples=traces.shape[0])
+    many = amplitudes_at(traces, st, chans, 1.0, arr.sample_rate, highpass=True, chunk_samples=7_001)
+    assert np.sum((st % 7_001 < 30) | (st % 7_001 > 6_970)) > 50  # many spikes sit next to a boundary
+    np.testing.assert_allclose(many, one, atol=1e-3 * np.abs(one).max())
+    unfiltered = amplitudes_at(traces, st, chans, 1.0, arr.sample_rate, highpass=False, chunk_samples=7_001)
+    assert np.array_equal(unfiltered, traces[st, chans].astype(np.float32))
+
+
+def test_amplitude_metrics_from_kilosort_by_default_raw_traces_opt_in(session0, features0, tmp_path):
+    from phy_plugins.unitrefine.metrics_amplitude import AMPLITUDE_METRICS
+
+    frame, report = features0  # default: Kilosort's amplitudes, even with a raw file (no full-file read)
+    assert set(AMPLITUDE_METRICS) <= set(report.approximate) and not report.sources
+    raw, report = compute_features(session0, names=list(AMPLITUDE_METRICS), raw_amplitudes=True)
+    assert "raw traces" in report.sources["amplitude_median"]
+    assert not set(AMPLITUDE_METRICS) & set(report.approximate)
+    assert raw["amplitude_median"].notna().all()
+    assert not np.allclose(raw["amplitude_median"], frame.loc[raw.index, "amplitude_median"])
+    noraw = tmp_path / "noraw"
+    shutil.copytree(session0, noraw, ignore=shutil.ignore_patterns("recording.dat"))
+    ks, report = compute_features(noraw, names=list(AMPLITUDE_METRICS), raw_amplitudes=True)  # no file: fallback
+    assert set(report.approximate) == set(AMPLITUDE_METRICS) and not report.sources
+    assert "Kilosort amplitudes" in report.approximate["amplitude_cv_median"]
+    assert any("approximate amplitude_cv_range: Kilosort" in line for line in report.lines())
+    np.testing.assert_allclose(ks["amplitude_median"], frame.loc[ks.index, "amplitude_median"])
+    (noraw / "amplitudes.npy").unlink()
+    ks, report = compute_features(noraw, names=["amplitude_median"])
+    assert ks["amplitude_median"].isna().all() and "amplitudes.npy" in report.unavailable["amplitude_median"]

@@ -25,6 +25,10 @@ class UsageError(Exception):
     """The command's arguments do not fit together (exit code 2)."""
 
 
+RAW_AMPLITUDES_HELP = ("amplitude metrics from the filtered raw file, as SpikeInterface computes them (reads the whole "
+                       "file; use the same choice for training and prediction)")
+
+
 def _training_tables(args: argparse.Namespace, label_map: dict[str, str] | None):
     """(metrics, labels, sessions) from ``--metrics``/``--labels`` CSVs or KS_DIRs (sessions None for CSVs)."""
     from phy_plugins.unitrefine import workflows as wf
@@ -36,7 +40,7 @@ def _training_tables(args: argparse.Namespace, label_map: dict[str, str] | None)
         return read_metrics_table(args.metrics), apply_label_map(read_labels_csv(args.labels), label_map), None
     if not args.ks_dirs:
         raise UsageError("give KS_DIR... or --metrics CSV --labels CSV")
-    return wf.labelled_sessions(args.ks_dirs, label_map, progress=_progress)
+    return wf.labelled_sessions(args.ks_dirs, label_map, raw_amplitudes=args.raw_amplitudes, progress=_progress)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -83,7 +87,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise UsageError("--metrics needs --out PRED.csv")
         metrics = read_metrics_table(args.metrics)
     elif args.ks_dir:
-        metrics, report = wf.folder_features(args.ks_dir, wf.required_features(models), progress=_progress)
+        metrics, report = wf.folder_features(args.ks_dir, wf.required_features(models),
+                                             raw_amplitudes=args.raw_amplitudes, progress=_progress)
     else:
         raise UsageError("give KS_DIR or --metrics CSV")
     pred, checks = wf.predict_table(models, metrics)
@@ -131,6 +136,7 @@ def register(subparsers) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--jobs", type=int, default=None, help="parallel jobs (default: all cores)")
     t.add_argument("--quick", action="store_true", help="one hyper-parameter set per classifier")
+    t.add_argument("--raw-amplitudes", action="store_true", help=RAW_AMPLITUDES_HELP)
     t.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
     t.add_argument("--refit", metavar="MODEL_DIR",
                    help="fast update: refit this model's pipeline on the labels (no search)")
@@ -142,6 +148,7 @@ def register(subparsers) -> None:
     q.add_argument("--model", action="append", required=True,
                    help="model folder; give it twice for a cascade (noise/neural, then SUA/MUA)")
     q.add_argument("--metrics", help="metrics CSV instead of a phy folder")
+    q.add_argument("--raw-amplitudes", action="store_true", help=RAW_AMPLITUDES_HELP)
     q.add_argument("--out", help="predictions CSV (with --metrics)")
     q.add_argument("--trust-model", action="store_true",
                    help="load types outside the scikit-learn/numpy allow-list (only for models you trust)")

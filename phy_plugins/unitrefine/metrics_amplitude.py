@@ -1,7 +1,8 @@
 """Amplitude, drift and SNR metrics (SpikeInterface 0.102 names and definitions).
 
-From a phy folder the per-spike amplitudes are approximations: Kilosort's scaling
-(``amplitudes.npy``) times the cluster template's extremum in microvolts. ``snr`` needs the raw file.
+Per-spike amplitudes come from the filtered raw traces (``raw_amplitudes``) when the raw file is
+there, else from Kilosort's scaling (``amplitudes.npy``) times the cluster template's extremum in
+microvolts (an approximation). ``snr`` needs the raw file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def amplitude_cutoff(amps: np.ndarray, n_bins: int = 100, smoothing: float = 3, 
         return math.nan
     if np.median(amps) < 0:
         amps = -amps
-    pdf = gaussian_filter1d(np.histogram(amps, n_bins)[0].astype(float), smoothing, mode="nearest")
+    # smoothed integer counts stay integers (truncated), as in SpikeInterface
+    pdf = gaussian_filter1d(np.histogram(amps, n_bins)[0], smoothing, mode="nearest")
     last = np.where(pdf >= pdf[0])[0][-1]
     missed = np.sum(pdf[last + 1:])
     return float(min(missed / (len(amps) + missed), 0.5))
@@ -49,7 +51,8 @@ def amplitude_cv(st: np.ndarray, amps: np.ndarray, total_samples: int, fs: float
 
 
 def amplitude_metrics(st: np.ndarray, amps_uv: np.ndarray, total_samples: int, fs: float) -> dict[str, float]:
-    if len(amps_uv) == 0:
+    """The four amplitude metrics of one cluster (NaN if any amplitude is missing)."""
+    if len(amps_uv) == 0 or not np.isfinite(amps_uv).all():
         return dict.fromkeys(AMPLITUDE_METRICS, math.nan)
     cv_med, cv_range = amplitude_cv(st, amps_uv, total_samples, fs)
     return {

@@ -31,6 +31,7 @@ from phy_plugins.unitrefine.metrics_spiketrain import (
     spiketrain_metrics,
 )
 from phy_plugins.unitrefine.metrics_template import TEMPLATE_METRICS, template_metrics
+from phy_plugins.unitrefine.raw_amplitudes import cluster_amplitudes
 
 ALL_METRICS = SPIKETRAIN_METRICS + AMPLITUDE_METRICS + DRIFT_METRICS + ("snr",) + PCA_METRICS + TEMPLATE_METRICS
 PCA_SPIKES_PER_CLUSTER = 500
@@ -42,10 +43,12 @@ class FeatureReport:
 
     approximate: dict[str, str] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = [f"unavailable {k}: {v}" for k, v in sorted(self.unavailable.items())]
-        return out + [f"approximate {k}: {v}" for k, v in sorted(self.approximate.items())]
+        out += [f"approximate {k}: {v}" for k, v in sorted(self.approximate.items())]
+        return out + [f"source {k}: {v}" for k, v in sorted(self.sources.items())]
 
 
 def cluster_templates(arr: KilosortArrays, spikes: dict[int, np.ndarray], gain_uv: float,
@@ -74,6 +77,32 @@ def spike_amplitudes_uv(arr: KilosortArrays, idx: np.ndarray, template_uv: np.nd
     tpl = np.clip(tpl, 0, len(unwhite) - 1)
     values = unwhite[:, peak, main] * gain_uv
     return np.asarray(arr.amplitudes[idx], float) * values[tpl]
+
+
+RAW_AMPLITUDES = "filtered raw traces at each spike's peak on the cluster's main channel"
+KILOSORT_AMPLITUDES = "Kilosort amplitudes x template extremum (raw_amplitudes off, or no raw file)"
+
+
+def _amplitude_rows(arr: KilosortArrays, traces: np.ndarray | None, spikes: dict[int, np.ndarray], wanted: list[int],
+                    templates: dict[int, np.ndarray], unwhite: np.ndarray, gain_uv: float, params: dict, total: int,
+                    rows: dict[int, dict[str, float]], report: FeatureReport) -> None:
+    """Amplitude metrics from the raw traces when the file is there, else from Kilosort's amplitudes."""
+    st_all = np.asarray(arr.spike_times)
+    present = {c: spikes[c] for c in wanted if c in spikes}
+    if traces is not None:
+        amps = cluster_amplitudes(traces, st_all, present, gain_uv, arr.sample_rate,
+                                  highpass=not bool(params.get("hp_filtered", False)))
+        for c, a in amps.items():
+            rows[c].update(amplitude_metrics(st_all[present[c]], a, total, arr.sample_rate))
+        report.sources.update(dict.fromkeys(AMPLITUDE_METRICS, RAW_AMPLITUDES))
+    elif arr.amplitudes is None:
+        why = "needs amplitudes.npy (or raw_amplitudes and the raw file)"
+        report.unavailable.update(dict.fromkeys(AMPLITUDE_METRICS, why))
+    else:
+        for c, t in templates.items():
+            a = spike_amplitudes_uv(arr, present[c], t, gain_uv, unwhite)
+            rows[c].update(amplitude_metrics(st_all[present[c]], a, total, arr.sample_rate))
+        report.approximate.update(dict.fromkeys(AMPLITUDE_METRICS, KILOSORT_AMPLITUDES))
 
 
 def spike_depths(arr: KilosortArrays) -> tuple[np.ndarray | None, str]:
@@ -127,6 +156,7 @@ def compute_features(
     names: Iterable[str] | None = None,
     gain_uv: float | None = None,
     use_raw: bool = True,
+    raw_amplitudes: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[pd.DataFrame, FeatureReport]:
     """Metrics table (index ``cluster_id``) for the requested ``names`` (default: all).
@@ -166,7 +196,9 @@ def compute_features(
             report.approximate.update({n: "recording length taken from the last spike (no raw file)"
                                        for n in ("firing_rate", "presence_ratio", "firing_range") if n in names})
     tick("spike-train metrics")
-    need_tpl = any(n in TEMPLATE_METRICS + AMPLITUDE_METRICS for n in names)
+    amp_traces = traces if raw_amplitudes else None  # the raw path reads the whole file: opt-in
+    need_amp_tpl = amp_traces is None and any(n in AMPLITUDE_METRICS for n in names)
+    need_tpl = need_amp_tpl or any(n in TEMPLATE_METRICS for n in names)
     unwhite = arr.unwhitened_templates().astype(np.float32) if need_tpl else None
     templates = {}
     if need_tpl:
@@ -178,14 +210,7 @@ def compute_features(
             report.approximate[n] = "from Kilosort's unwhitened templates, not the mean raw waveform"
     tick("template metrics")
     if any(n in AMPLITUDE_METRICS for n in names):
-        if arr.amplitudes is None:
-            report.unavailable.update({n: "needs amplitudes.npy" for n in AMPLITUDE_METRICS})
-        else:
-            for c, t in templates.items():
-                idx = spikes[c]
-                amps = spike_amplitudes_uv(arr, idx, t, gain_uv, unwhite)
-                rows[c].update(amplitude_metrics(st_all[idx], amps, total, fs))
-            report.approximate.update({n: "Kilosort amplitudes x template extremum" for n in AMPLITUDE_METRICS})
+        _amplitude_rows(arr, amp_traces, spikes, wanted, templates, unwhite, gain_uv, params, total, rows, report)
     if any(n in DRIFT_METRICS for n in names):
         depth, how = spike_depths(arr)
         if depth is None:
@@ -226,5 +251,6 @@ def compute_features(
         if n not in report.unavailable and frame[n].isna().all() and len(frame):
             report.unavailable[n] = "could not be computed for any cluster (too few spikes or too short recording)"
     report.approximate = {k: v for k, v in report.approximate.items() if k in names and k not in report.unavailable}
+    report.sources = {k: v for k, v in report.sources.items() if k in names and k not in report.unavailable}
     report.unavailable = {k: v for k, v in report.unavailable.items() if k in names}
     return frame.astype(float), report

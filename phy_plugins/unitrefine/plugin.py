@@ -16,16 +16,18 @@ from phy_plugins.unitrefine.curation import PredictionStore, training_labels
 
 logger = logging.getLogger("phy")
 DEFAULTS = {"model": None, "trust_model": False, "auto_predict": True, "threshold": 0.8,
-            "label_map": None, "group_map": None, "train_quick": True, "classifiers": None, "jobs": None}
+            "label_map": None, "group_map": None, "train_quick": True, "classifiers": None, "jobs": None,
+            "raw_amplitudes": False}
 MODELS_DIR = "unitrefine_models"
 
 
-def _predict_task(ks_dir, models, spike_clusters, cluster_ids, progress):
+def _predict_task(ks_dir, models, spike_clusters, cluster_ids, raw_amplitudes, progress):
     """Background: features of ``cluster_ids`` on the current clustering, then predictions."""
     from phy_plugins.unitrefine import workflows as wf
 
     feats, report = wf.folder_features(ks_dir, wf.required_features(models), spike_clusters=spike_clusters,
-                                       cluster_ids=cluster_ids, progress=progress.update)
+                                       cluster_ids=cluster_ids, raw_amplitudes=raw_amplitudes,
+                                       progress=progress.update)
     pred, checks = wf.predict_table(models, feats)
     return pred, wf.missing_feature_messages(checks, report)
 
@@ -35,7 +37,8 @@ def _train_task(ks_dir, spike_clusters, labels, settings, out, progress):
     from phy_plugins.unitrefine import workflows as wf
     from phy_plugins.unitrefine.train import CLASSIFIERS, FULL_GRID, TINY_GRID, search
 
-    feats, _ = wf.folder_features(ks_dir, None, spike_clusters=spike_clusters, cluster_ids=sorted(labels.index))
+    feats, _ = wf.folder_features(ks_dir, None, spike_clusters=spike_clusters, cluster_ids=sorted(labels.index),
+                                  raw_amplitudes=settings["raw_amplitudes"])
     result = search(feats, labels, grid=TINY_GRID if settings["train_quick"] else FULL_GRID,
                     classifiers=settings["classifiers"] or CLASSIFIERS, n_jobs=settings["jobs"],
                     progress=progress.update, cancelled=lambda: progress.cancelled)
@@ -43,12 +46,12 @@ def _train_task(ks_dir, spike_clusters, labels, settings, out, progress):
     return out, result.scores.iloc[0]["balanced_accuracy"]
 
 
-def _refit_task(ks_dir, spike_clusters, labels, model, out, progress):
+def _refit_task(ks_dir, spike_clusters, labels, model, raw_amplitudes, out, progress):
     """Background: refit the current pipeline on the current labels (no search)."""
     from phy_plugins.unitrefine import workflows as wf
 
     feats, _ = wf.folder_features(ks_dir, model.feature_names, spike_clusters=spike_clusters,
-                                  cluster_ids=sorted(labels.index))
+                                  cluster_ids=sorted(labels.index), raw_amplitudes=raw_amplitudes)
     wf.refit_folder(model, feats, labels, out)
     return out, None
 
@@ -158,7 +161,8 @@ class PhyPluginsUnitRefinePlugin(IPlugin):
             return None
         ids = self._cluster_ids() if cluster_ids is None else list(cluster_ids)
         self.task = BackgroundTask(_predict_task, self.ks_dir, list(self.models), self._spike_clusters(), ids,
-                                   on_result=self._on_predictions, gui=self.gui, name="UnitRefine prediction")
+                                   bool(self.settings["raw_amplitudes"]), on_result=self._on_predictions,
+                                   gui=self.gui, name="UnitRefine prediction")
         return self.task
 
     def _on_predictions(self, value):
@@ -224,7 +228,8 @@ class PhyPluginsUnitRefinePlugin(IPlugin):
             return None
         labels = self._labels()
         self.train_task = BackgroundTask(_refit_task, self.ks_dir, self._spike_clusters(), labels, self.models[0],
-                                         self._new_model_dir(), on_result=self._on_trained, gui=self.gui,
+                                         bool(self.settings["raw_amplitudes"]), self._new_model_dir(),
+                                         on_result=self._on_trained, gui=self.gui,
                                          name="UnitRefine update")
         return self.train_task
 

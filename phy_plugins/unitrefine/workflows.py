@@ -34,9 +34,10 @@ def required_features(models: list[UnitRefineModel]) -> list[str]:
 
 
 def folder_features(ks_dir: str | Path, names: list[str] | None = None, *, spike_clusters=None, cluster_ids=None,
-                    progress: Progress | None = None) -> tuple[pd.DataFrame, FeatureReport]:
+                    raw_amplitudes: bool = False, progress: Progress | None = None
+                    ) -> tuple[pd.DataFrame, FeatureReport]:
     return compute_features(ks_dir, names=names, spike_clusters=spike_clusters, cluster_ids=cluster_ids,
-                            progress=progress)
+                            raw_amplitudes=raw_amplitudes, progress=progress)
 
 
 def missing_feature_messages(checks: list[FeatureCheck], report: FeatureReport | None = None) -> list[str]:
@@ -64,7 +65,7 @@ def write_prediction_csv(path: str | Path, pred: pd.DataFrame) -> Path:
     return atomic_write_text(path, out.to_csv())
 
 
-def labelled_sessions(ks_dirs: list[str | Path], label_map: dict[str, str] | None, *,
+def labelled_sessions(ks_dirs: list[str | Path], label_map: dict[str, str] | None, *, raw_amplitudes: bool = False,
                       progress: Progress | None = None) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """Features, labels and session names of the labelled clusters of several phy folders.
 
@@ -76,7 +77,7 @@ def labelled_sessions(ks_dirs: list[str | Path], label_map: dict[str, str] | Non
         lab = apply_label_map(read_phy_labels(d), label_map)
         if progress:
             progress(i, len(ks_dirs), f"computing features of {Path(d).name}")
-        feats, _ = compute_features(d, cluster_ids=sorted(lab.index))
+        feats, _ = compute_features(d, cluster_ids=sorted(lab.index), raw_amplitudes=raw_amplitudes)
         idx = np.arange(offset, offset + len(feats))
         offset += len(feats)
         lab = lab.reindex(feats.index)
@@ -105,8 +106,8 @@ def save_search(result: SearchResult, out: str | Path, *, overwrite: bool = Fals
 
 
 def train_folders(ks_dirs: list[str | Path], out: str | Path | None, *, label_map=None, overwrite=False,
-                  progress: Progress | None = None, **search_kwargs) -> SearchResult:
-    feats, labels, sessions = labelled_sessions(ks_dirs, label_map, progress=progress)
+                  raw_amplitudes: bool = False, progress: Progress | None = None, **search_kwargs) -> SearchResult:
+    feats, labels, sessions = labelled_sessions(ks_dirs, label_map, raw_amplitudes=raw_amplitudes, progress=progress)
     result = search(feats, labels, sessions=sessions, progress=progress, **search_kwargs)
     if out is not None:
         save_search(result, out, overwrite=overwrite)
