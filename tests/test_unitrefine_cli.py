@@ -45,6 +45,8 @@ def test_train_on_two_sessions_then_predict_into_phy_tsvs(labelled, tmp_path, ca
     assert set(labels.values()) <= {"good", "other"}
     assert all(0.5 <= v <= 1 for v in conf.values())
     assert (a / "cluster_group.tsv").read_text() == group_before  # never touched
+    rc = main(["unitrefine", "predict", str(a), "--model", str(out), "--raw-amplitudes"])
+    assert rc == 0 and "note: source amplitude_median: filtered raw traces" in capsys.readouterr().out
     # an existing model is not overwritten without --overwrite
     stamp = (out / "best_model.skops").read_bytes()
     assert main(["unitrefine", "train", str(a), "--out", str(out), *FAST]) == 2

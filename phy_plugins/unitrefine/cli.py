@@ -94,6 +94,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pred, checks = wf.predict_table(models, metrics)
     for line in wf.missing_feature_messages(checks, report):
         print(f"warning: {line}", file=sys.stderr)
+    for line in report.lines() if report is not None else []:  # where the amplitude metrics came from
+        if line.startswith(("source amplitude_median", "approximate amplitude_median")):
+            print(f"note: {line}")
     if args.metrics:
         wf.write_prediction_csv(args.out, pred)
         print(f"{len(pred)} predictions written to {args.out}")
