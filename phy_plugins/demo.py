@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,16 +55,53 @@ def prepare_demo(out_dir: Path, *, seed: int = 0, preset: str = "small",
 
 
 def run_demo_gui(ks_dir: Path, *, screenshot: str | None = None) -> int:
-    """Open phy's TemplateGUI with all four plugins; with ``screenshot``, save a PNG and exit."""
+    """Open phy's TemplateGUI with all four plugins; with ``screenshot``, save a PNG and exit.
+
+    Without a display, a screenshot is written instead: phy runs in a child process on a virtual
+    Xvfb screen when Xvfb is installed (phy's OpenGL views then draw), else offscreen here (those
+    views stay blank).
+    """
     headless = not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith(
         "linux")
-    if headless and not os.environ.get("QT_QPA_PLATFORM"):
-        # no screen: render offscreen (OpenGL views stay blank; use xvfb-run for their pixels)
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"
-        if not screenshot:
-            screenshot = str(ks_dir / "phy-plugins-demo.png")
-            print("no display found: writing a screenshot instead of opening a window "
-                  "(run under xvfb-run, or on a desktop, to interact with phy)")
+    if not (headless and not os.environ.get("QT_QPA_PLATFORM")):
+        return _run_demo_gui(ks_dir, screenshot)
+    screenshot = screenshot or str(ks_dir / "phy-plugins-demo.png")
+    if _run_on_virtual_screen(ks_dir, screenshot):
+        return 0
+    print("no display found: writing a screenshot instead of opening a window; phy's OpenGL views stay "
+          "blank offscreen (install xvfb for them, or run on a desktop to interact with phy)")
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    return _run_demo_gui(ks_dir, screenshot)
+
+
+def _run_on_virtual_screen(ks_dir: Path, screenshot: str) -> bool:
+    """Run the GUI step in a child process on an Xvfb screen; False when that is not possible.
+
+    A child, because Qt ends its process when its X server goes away: the server is stopped only
+    after the child has exited.
+    """
+    from .core.virtual_display import virtual_display, xvfb_available
+
+    if not xvfb_available():
+        return False
+    code = ("import sys; from pathlib import Path; from phy_plugins.demo import run_demo_gui; "
+            "sys.exit(run_demo_gui(Path(sys.argv[1]), screenshot=sys.argv[2]))")
+    package_parent = str(Path(__file__).resolve().parents[1])
+    env_path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
+    try:
+        with virtual_display() as display:
+            print(f"no display found: drawing phy on a virtual screen (Xvfb {display}) and writing a screenshot")
+            env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": env_path}
+            done = subprocess.run([sys.executable, "-c", code, str(ks_dir), screenshot], env=env, timeout=600)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        print(f"virtual screen unavailable: {exc}")
+        return False
+    if done.returncode != 0:
+        print(f"phy could not run on the virtual screen (exit code {done.returncode})")
+    return done.returncode == 0
+
+
+def _run_demo_gui(ks_dir: Path, screenshot: str | None) -> int:
     from phy.gui.qt import run_app
 
     from . import all_plugins  # noqa: F401 - registers the plugin classes

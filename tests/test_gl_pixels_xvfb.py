@@ -6,15 +6,11 @@ its own Xvfb display (``QT_QPA_PLATFORM=xcb``, temporary HOME) and saves each GL
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import select
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +18,7 @@ import pytest
 from PyQt5.QtGui import QColor, QImage
 
 from phy_plugins.core.synthetic import generate_dataset
+from phy_plugins.core.virtual_display import virtual_display, xvfb_available
 
 TESTS = Path(__file__).resolve().parent
 CHILD = TESTS / "gl_pixels_child.py"
@@ -32,8 +29,7 @@ CHECKED_VIEWS = ("WaveformView", "FeatureView", "CorrelogramView", "AmplitudeVie
 MIN_DRAWN = 0.02  # share of pixels that differ from the background colour
 MIN_COLOURED = 0.01  # share of saturated pixels (cluster colours; text and grid are grey/white)
 
-pytestmark = pytest.mark.skipif(not (shutil.which("Xvfb") or shutil.which("xvfb-run")),
-                                reason="neither Xvfb nor xvfb-run on PATH (install the xvfb package)")
+pytestmark = pytest.mark.skipif(not xvfb_available(), reason="Xvfb is not installed (apt install xvfb)")
 
 
 def image_array(image: QImage) -> np.ndarray:
@@ -63,45 +59,13 @@ def assert_not_blank(rgb: np.ndarray, name: str) -> None:
     assert stats["drawn"] >= MIN_DRAWN and stats["coloured"] >= MIN_COLOURED, f"{name} looks blank: {stats}"
 
 
-@contextlib.contextmanager
-def xvfb_display() -> Iterator[str | None]:
-    """Start Xvfb on a free display and yield ``":N"``; yield None when only xvfb-run exists. Always stopped."""
-    if not shutil.which("Xvfb"):
-        yield None
-        return
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", SCREEN, "-nolisten", "tcp"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    os.close(write_fd)
-    try:
-        ready, _, _ = select.select([read_fd], [], [], 15.0)
-        number = os.read(read_fd, 64).decode().strip() if ready else ""
-        if not number:
-            proc.kill()
-            raise RuntimeError(f"Xvfb did not report a display: {proc.communicate(timeout=5)[1][-1000:]!r}")
-        yield f":{number}"
-    finally:
-        os.close(read_fd)
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
 def run_child(ks_dir: Path, out_dir: Path, home: Path) -> subprocess.CompletedProcess:
     """Run :data:`CHILD` on a virtual screen; its whole process group is killed on timeout."""
     env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "HOME": str(home), "MPLBACKEND": "Agg",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS.parent), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, str(CHILD), str(ks_dir), str(out_dir)]
-    with xvfb_display() as display:
-        if display is None:
-            cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN}", *cmd]
-            env.pop("DISPLAY", None)
-        else:
-            env["DISPLAY"] = display
+    with virtual_display(SCREEN) as display:
+        env["DISPLAY"] = display
         proc = subprocess.Popen(cmd, env=env, cwd=out_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, start_new_session=True)
         try:
