@@ -174,3 +174,4 @@ def test_saved_settings_keep_only_well_typed_values():
     state = {STATE_KEY: {"threshold": "high", "model": "gpt-4o", "workers": True, "base_url": None, "k": 3}}
     assert saved_settings(state) == {"model": "gpt-4o", "base_url": None}
     assert saved_settings({}) == {}
+    assert saved_settings({STATE_KEY: ["threshold", 0.9]}) == {}

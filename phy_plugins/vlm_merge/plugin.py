@@ -81,7 +81,9 @@ STATE_KEY = "PhyPluginsVlmMergeDialog"
 
 def saved_settings(state: dict) -> dict:
     """The dialog settings saved in phy's GUI state, keeping only well-typed values."""
-    saved = state.get(STATE_KEY) or {}
+    saved = state.get(STATE_KEY)
+    if not isinstance(saved, dict):  # absent, or an edited/corrupted state file
+        return {}
     kinds = dict(threshold=(int, float), model=str, base_url=(str, type(None)), workers=int)
     return {k: saved[k] for k, kind in kinds.items()
             if k in saved and isinstance(saved[k], kind) and not isinstance(saved[k], bool)}
