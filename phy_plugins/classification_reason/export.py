@@ -65,4 +65,4 @@ def export_reasons(ks_dir: str | Path, bombcell_dir: str | Path | None = None) -
     classes = Counter(cols[CLASS_FIELD].values())
     labels = Counter(lab if lab else "(empty)" for lab in ev.label.tolist())
     return ExportResult(ks_dir, path, labels, classes, len(ev), classes.get(NOT_IN_RUN, 0),
-                        int((ev.status != "ok").sum()), ev, list(ev.notes))
+                        int(np.count_nonzero(ev.status_code)), ev, list(ev.notes))

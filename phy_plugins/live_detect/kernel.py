@@ -38,8 +38,9 @@ def _score_rows(x, x0, r0, r1, row_set, lo, hi, off, inv, mode, z, hit, live):
     superset of ``score >= 1``; scores are computed only for rows that pass it, so a row with
     ``hit`` False has every score < 1: it can neither hold nor beat a peak. Likewise a segment
     with ``live`` False has every score < 1: in a hit row its scores are written as 0 (also < 1,
-    so no comparison with a score >= 1 changes) instead of computed. Full segments are tested with a fixed trip count
-    (a variable one stops the loop from vectorising), the last partial one separately.
+    so no comparison with a score >= 1 changes) instead of computed. Full segments are tested
+    with a fixed trip count (a variable one stops the loop from vectorising), the last partial
+    one separately.
     """
     mask = z.shape[0] - 1
     n_ch = x.shape[1]

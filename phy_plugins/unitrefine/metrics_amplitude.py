@@ -1,8 +1,8 @@
 """Amplitude, drift and SNR metrics (SpikeInterface 0.102 names and definitions).
 
-Per-spike amplitudes come from the filtered raw traces (``raw_amplitudes``) when the raw file is
-there, else from Kilosort's scaling (``amplitudes.npy``) times the cluster template's extremum in
-microvolts (an approximation). ``snr`` needs the raw file.
+Per-spike amplitudes come from Kilosort's scaling (``amplitudes.npy``) times the cluster template's
+extremum in microvolts (an approximation), or, with the opt-in ``raw_amplitudes`` and the raw file,
+from the filtered raw traces (:mod:`.raw_amplitudes`). ``snr`` needs the raw file.
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ KILOSORT_AMPLITUDES = "Kilosort amplitudes x template extremum (raw_amplitudes o
 def _amplitude_rows(arr: KilosortArrays, traces: np.ndarray | None, spikes: dict[int, np.ndarray], wanted: list[int],
                     templates: dict[int, np.ndarray], unwhite: np.ndarray, gain_uv: float, params: dict, total: int,
                     rows: dict[int, dict[str, float]], report: FeatureReport) -> None:
-    """Amplitude metrics from the raw traces when the file is there, else from Kilosort's amplitudes."""
+    """Amplitude metrics from ``traces`` (given when ``raw_amplitudes`` is on and the raw file exists),
+    else from Kilosort's amplitudes."""
     st_all = np.asarray(arr.spike_times)
     present = {c: spikes[c] for c in wanted if c in spikes}
     if traces is not None:
